@@ -1,0 +1,119 @@
+//! The one error type of the library.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building or running a sandbox.
+///
+/// Every message says what failed, on which path or step, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A mount's host path does not exist.
+    #[error("mount source {path} does not exist on the host: create it or correct the path")]
+    MountSourceMissing {
+        /// The host path as given.
+        path: PathBuf,
+    },
+    /// A sandbox path (mount target, working directory) is not absolute.
+    #[error("sandbox path {path} is relative: paths inside the sandbox must start with '/'")]
+    RelativeSandboxPath {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// A sandbox path is malformed ('..' components, NUL bytes, ...).
+    #[error("sandbox path {path} is not allowed: {reason}")]
+    InvalidSandboxPath {
+        /// The path as given.
+        path: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A mount targets a path that nanobox provides itself (/, /proc, /dev, /usr, /etc, ...).
+    #[error("sandbox path {path} is reserved: nanobox provides it itself ({reason}); mount at another path, e.g. under /mnt or /data")]
+    ReservedPath {
+        /// The reserved path that was targeted.
+        path: PathBuf,
+        /// What nanobox puts there.
+        reason: &'static str,
+    },
+    /// Two mounts target the same sandbox path.
+    #[error("two mounts target the same sandbox path {path}: keep one of them")]
+    DuplicateMount {
+        /// The sandbox path targeted twice.
+        path: PathBuf,
+    },
+    /// An option has a value nanobox cannot honour.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The builder method or CLI option.
+        option: &'static str,
+        /// Why the value was refused.
+        reason: String,
+    },
+    /// nanobox has no backend for this operating system yet.
+    #[error("{what} is not supported on this platform: {fix}")]
+    Unsupported {
+        /// What is missing.
+        what: String,
+        /// What to do instead.
+        fix: String,
+    },
+    /// The host lacks an isolation feature a run needs; nothing was run.
+    #[error("this host cannot provide {missing}: {cause}. To fix: {fix}")]
+    HostUnsupported {
+        /// The missing feature.
+        missing: &'static str,
+        /// What the kernel said, and the setting that explains it.
+        cause: String,
+        /// How to enable it.
+        fix: String,
+    },
+    /// A step of building the sandbox failed; nothing was run.
+    #[error("sandbox setup failed at {step}: {source}")]
+    Setup {
+        /// The step, with its paths.
+        step: String,
+        /// The error the kernel returned.
+        #[source]
+        source: io::Error,
+    },
+    /// The program was not found inside the sandbox.
+    #[error("program {program:?} was not found in the sandbox (looked in: {searched}); mount the directory that holds it or give its path inside the sandbox")]
+    ProgramNotFound {
+        /// The program as given.
+        program: String,
+        /// The places searched.
+        searched: String,
+    },
+    /// The program exists inside the sandbox but cannot be executed.
+    #[error("program {program:?} cannot be executed in the sandbox: {source}")]
+    ProgramNotExecutable {
+        /// The program as given.
+        program: String,
+        /// The error from execve.
+        #[source]
+        source: io::Error,
+    },
+    /// An I/O error in the calling process.
+    #[error("{context}: {source}")]
+    Io {
+        /// What nanobox was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

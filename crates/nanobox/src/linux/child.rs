@@ -1,0 +1,466 @@
+//! The code that runs in the sandbox's processes between `clone` and `execve`.
+//!
+//! The caller may be multithreaded (a Python interpreter, a tokio runtime), so after the clone only
+//! async-signal-safe work is allowed: raw syscalls on data prepared before the clone. Nothing here
+//! allocates, takes a lock, panics on purpose, or returns: every path ends in `execve` or `_exit`.
+//!
+//! Two processes run this code:
+//! - the sandbox's **init** (pid 1 of the new pid namespace, a clone of the caller): it waits for the
+//!   parent to write the uid/gid maps, builds the root, forks the program and reaps everything until
+//!   the program exits, the wall-time limit passes, or the caller dies;
+//! - the **program** process, forked by init: it drops every privilege and executes the program.
+
+use std::ffi::{c_char, CStr, CString};
+use std::os::fd::RawFd;
+
+use rustix::thread::{CapabilitiesSecureBits, CapabilitySet, CapabilitySets};
+
+use super::plan::{self, Op};
+use super::sys::{last_errno, RealSys};
+
+/// Messages on the report pipe: which stage failed.
+pub(crate) const REPORT_PLAN: u32 = 1;
+pub(crate) const REPORT_STEP: u32 = 2;
+pub(crate) const REPORT_EXEC: u32 = 3;
+
+/// Steps outside the mount plan, for [`REPORT_STEP`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Step {
+    Dumpable = 1,
+    Identity,
+    SignalFd,
+    ForkProgram,
+    Session,
+    Stdio,
+    CloseFds,
+    DeathSignal,
+    NoNewPrivs,
+    SecureBits,
+    BoundingSet,
+    Capabilities,
+    WorkingDir,
+    SignalMask,
+}
+
+impl Step {
+    pub(crate) fn from_u32(v: u32) -> Option<Step> {
+        use Step::*;
+        [
+            Dumpable,
+            Identity,
+            SignalFd,
+            ForkProgram,
+            Session,
+            Stdio,
+            CloseFds,
+            DeathSignal,
+            NoNewPrivs,
+            SecureBits,
+            BoundingSet,
+            Capabilities,
+            WorkingDir,
+            SignalMask,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
+    }
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Step::Dumpable => "making the sandbox init non-dumpable",
+            Step::Identity => "switching to the sandbox user and group",
+            Step::SignalFd => "setting up the init's signal handling",
+            Step::ForkProgram => "forking the program process",
+            Step::Session => "starting a new session (setsid)",
+            Step::Stdio => "connecting stdin, stdout and stderr",
+            Step::CloseFds => "closing inherited file descriptors",
+            Step::DeathSignal => "setting the parent-death signal",
+            Step::NoNewPrivs => "setting no_new_privs",
+            Step::SecureBits => "locking the securebits",
+            Step::BoundingSet => "emptying the capability bounding set",
+            Step::Capabilities => "dropping all capabilities",
+            Step::WorkingDir => "changing to the working directory",
+            Step::SignalMask => "resetting signal handlers",
+        }
+    }
+}
+
+/// Messages on the status pipe: how the program ended.
+pub(crate) const STATUS_EXITED: u32 = 1;
+pub(crate) const STATUS_SIGNALED: u32 = 2;
+pub(crate) const STATUS_TIMEOUT: u32 = 3;
+
+/// Everything the child side needs, prepared before the clone.
+pub(crate) struct ChildArgs<'a> {
+    pub plan: &'a [Op],
+    pub prepared_fds: &'a [RawFd],
+    /// Descriptors init keeps, ascending; every other inherited descriptor is closed at once.
+    pub keep: &'a [RawFd],
+    pub go_r: RawFd,
+    pub report_w: RawFd,
+    pub status_w: RawFd,
+    pub death_r: RawFd,
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    pub drop_groups: bool,
+    pub uid: u32,
+    pub gid: u32,
+    /// Wall-clock limit in nanoseconds, 0 for none.
+    pub wall_limit_ns: u64,
+    pub workdir: &'a CStr,
+    /// Paths to try with execve, in order.
+    pub exec_paths: &'a [CString],
+    /// NULL-terminated argv and envp.
+    pub argv: &'a [*const c_char],
+    pub envp: &'a [*const c_char],
+    pub cap_last: u32,
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and ends the process without running any Rust or libc
+    // cleanup that could touch state inherited from other threads of the caller.
+    unsafe { libc::_exit(code) }
+}
+
+fn write_all(fd: RawFd, buf: &[u8]) {
+    let mut off = 0;
+    while off < buf.len() {
+        // SAFETY: `buf[off..]` is valid for reads of its length.
+        let n = unsafe { libc::write(fd, buf[off..].as_ptr().cast(), buf.len() - off) };
+        if n < 0 {
+            if last_errno() == libc::EINTR {
+                continue;
+            }
+            return;
+        }
+        off += n as usize;
+    }
+}
+
+fn message(kind: u32, a: u32, b: i32, c: u64) -> [u8; 20] {
+    let mut m = [0u8; 20];
+    m[0..4].copy_from_slice(&kind.to_ne_bytes());
+    m[4..8].copy_from_slice(&a.to_ne_bytes());
+    m[8..12].copy_from_slice(&b.to_ne_bytes());
+    m[12..20].copy_from_slice(&c.to_ne_bytes());
+    m
+}
+
+/// Decode a 20-byte message.
+pub(crate) fn decode(m: &[u8; 20]) -> (u32, u32, i32, u64) {
+    let u = |r: std::ops::Range<usize>| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&m[r]);
+        b
+    };
+    let mut c = [0u8; 8];
+    c.copy_from_slice(&m[12..20]);
+    (
+        u32::from_ne_bytes(u(0..4)),
+        u32::from_ne_bytes(u(4..8)),
+        i32::from_ne_bytes(u(8..12)),
+        u64::from_ne_bytes(c),
+    )
+}
+
+pub(crate) const MESSAGE_LEN: usize = 20;
+
+fn fail(fd: RawFd, kind: u32, step: u32, errno: i32) -> ! {
+    write_all(fd, &message(kind, step, errno, 0));
+    exit(1)
+}
+
+fn step_fail(fd: RawFd, step: Step, errno: i32) -> ! {
+    fail(fd, REPORT_STEP, step as u32, errno)
+}
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; clock_gettime is async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Close every descriptor not in `keep` (ascending).
+fn close_others(keep: &[RawFd]) {
+    let mut next: u32 = 0;
+    for &fd in keep {
+        let fd = fd as u32;
+        if fd > next {
+            // SAFETY: close_range only closes descriptors; none of those in range is in use here.
+            unsafe { libc::close_range(next, fd - 1, 0) };
+        }
+        next = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::close_range(next, u32::MAX, 0) };
+}
+
+/// A fork that runs no atfork handlers (they belong to the caller and are not async-signal-safe).
+fn raw_fork() -> libc::pid_t {
+    // SAFETY: clone_args is plain data; flags 0 with SIGCHLD is fork(2). The child continues on a
+    // copy of this stack, as after fork.
+    unsafe {
+        let mut args: libc::clone_args = std::mem::zeroed();
+        args.exit_signal = libc::SIGCHLD as u64;
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        ) as libc::pid_t
+    }
+}
+
+/// The sandbox's init. Called in the child right after the namespace clone.
+pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
+    close_others(a.keep);
+    let rep = a.report_w;
+    // Wait for the parent to write our uid/gid maps. EOF means the parent gave up.
+    let mut b = [0u8; 1];
+    // SAFETY: reading one byte into a one-byte buffer.
+    let n = unsafe { libc::read(a.go_r, b.as_mut_ptr().cast(), 1) };
+    if n != 1 {
+        exit(1);
+    }
+    // SAFETY: closing our own descriptor.
+    unsafe { libc::close(a.go_r) };
+    // Non-dumpable from here on: the program can never open /proc/1/{exe,mem,environ,root} of
+    // this copy of the caller. (Not earlier: an unprivileged parent could then not open our
+    // /proc/PID/uid_map, which the kernel gives to root once a process is non-dumpable.)
+    if rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .is_err()
+    {
+        step_fail(rep, Step::Dumpable, last_errno());
+    }
+
+    // Become the sandbox user, keeping the capabilities of our own user namespace for the setup.
+    if let Err(e) = become_sandbox_user(a) {
+        step_fail(rep, Step::Identity, e);
+    }
+
+    if let Err((i, e)) = plan::execute(a.plan, &RealSys, a.prepared_fds) {
+        fail(rep, REPORT_PLAN, i as u32, e);
+    }
+    for &fd in a.prepared_fds {
+        // SAFETY: the prepared trees are attached; their descriptors are ours to close.
+        unsafe { libc::close(fd) };
+    }
+
+    // SIGCHLD arrives on a signalfd, so that one poll waits for children, the caller and the clock.
+    // SAFETY: sigset operations on a local set; sigprocmask/signalfd are async-signal-safe.
+    let sfd = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            step_fail(rep, Step::SignalFd, last_errno());
+        }
+        libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+    };
+    if sfd < 0 {
+        step_fail(rep, Step::SignalFd, last_errno());
+    }
+
+    let start = now_ns();
+    let pid = raw_fork();
+    if pid < 0 {
+        step_fail(rep, Step::ForkProgram, last_errno());
+    }
+    if pid == 0 {
+        program_main(a);
+    }
+    // SAFETY: closing init's copies of descriptors that belong to the program now.
+    unsafe {
+        libc::close(a.stdin);
+        libc::close(a.stdout);
+        libc::close(a.stderr);
+        libc::close(rep);
+    }
+    let deadline = if a.wall_limit_ns > 0 {
+        start.saturating_add(a.wall_limit_ns)
+    } else {
+        0
+    };
+    loop {
+        let timeout_ms: i32 = if deadline == 0 {
+            -1
+        } else {
+            let now = now_ns();
+            if now >= deadline {
+                write_all(a.status_w, &message(STATUS_TIMEOUT, 0, 0, now - start));
+                exit(0);
+            }
+            ((deadline - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32
+        };
+        let mut fds = [
+            libc::pollfd {
+                fd: sfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: a.death_r,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        if n < 0 && last_errno() != libc::EINTR {
+            exit(1);
+        }
+        if fds[1].revents != 0 {
+            // The caller died or dropped the run: end the sandbox (the kernel kills the namespace).
+            exit(0);
+        }
+        if fds[0].revents != 0 {
+            let mut info = [0u8; 128];
+            // SAFETY: draining the signalfd into a buffer of the size of signalfd_siginfo.
+            while unsafe { libc::read(sfd, info.as_mut_ptr().cast(), info.len()) } > 0 {}
+            loop {
+                let mut st: libc::c_int = 0;
+                // SAFETY: valid out-pointer; reaps any exited child, orphans included.
+                let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG | libc::__WALL) };
+                if r <= 0 {
+                    break;
+                }
+                if r == pid {
+                    let el = now_ns() - start;
+                    let msg = if libc::WIFEXITED(st) {
+                        message(STATUS_EXITED, 0, libc::WEXITSTATUS(st), el)
+                    } else {
+                        message(STATUS_SIGNALED, 0, libc::WTERMSIG(st), el)
+                    };
+                    write_all(a.status_w, &msg);
+                    exit(0);
+                }
+            }
+        }
+    }
+}
+
+fn become_sandbox_user(a: &ChildArgs<'_>) -> Result<(), i32> {
+    let e = |x: rustix::io::Errno| x.raw_os_error();
+    // Keep capabilities across the uid change (they are needed for the mounts that follow).
+    rustix::thread::set_capabilities_secure_bits(CapabilitiesSecureBits::NO_SETUID_FIXUP)
+        .map_err(e)?;
+    if a.drop_groups {
+        rustix::thread::set_thread_groups(&[]).map_err(e)?;
+    }
+    let gid = rustix::process::Gid::from_raw_unchecked(a.gid);
+    let uid = rustix::process::Uid::from_raw_unchecked(a.uid);
+    rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(e)?;
+    rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(e)?;
+    Ok(())
+}
+
+/// The program process: drop everything, then execve.
+fn program_main(a: &ChildArgs<'_>) -> ! {
+    let rep = a.report_w;
+    // SAFETY: signal-mask and disposition resets on local data; all async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+            step_fail(rep, Step::SignalMask, last_errno());
+        }
+        // Dispositions set to "ignore" survive execve; the caller's (Python ignores SIGPIPE) must
+        // not leak into the program.
+        for sig in 1..libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        libc::umask(0o022);
+    }
+    if rustix::process::setsid().is_err() {
+        step_fail(rep, Step::Session, last_errno());
+    }
+    // Move the three stdio sources above 2 first, so that none is overwritten by another's dup2.
+    let srcs = [a.stdin, a.stdout, a.stderr];
+    let mut high = [-1; 3];
+    for i in 0..3 {
+        // SAFETY: duplicating descriptors we hold.
+        high[i] = unsafe { libc::fcntl(srcs[i], libc::F_DUPFD_CLOEXEC, 3) };
+        if high[i] < 0 {
+            step_fail(rep, Step::Stdio, last_errno());
+        }
+    }
+    for (i, &h) in high.iter().enumerate() {
+        // SAFETY: as above; dup2 clears close-on-exec on the target.
+        if unsafe { libc::dup2(h, i as i32) } < 0 {
+            step_fail(rep, Step::Stdio, last_errno());
+        }
+    }
+    // Everything above 2 closes at execve (the report pipe stays usable until then).
+    // SAFETY: only marks descriptors close-on-exec.
+    if unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) } != 0 {
+        step_fail(rep, Step::CloseFds, last_errno());
+    }
+    if rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .is_err()
+    {
+        step_fail(rep, Step::DeathSignal, last_errno());
+    }
+    // SAFETY: getppid is a plain syscall.
+    if unsafe { libc::getppid() } != 1 {
+        exit(1); // init is already gone
+    }
+    if rustix::thread::set_no_new_privs(true).is_err() {
+        step_fail(rep, Step::NoNewPrivs, last_errno());
+    }
+    let locked = CapabilitiesSecureBits::NO_ROOT
+        | CapabilitiesSecureBits::NO_ROOT_LOCKED
+        | CapabilitiesSecureBits::NO_SETUID_FIXUP
+        | CapabilitiesSecureBits::NO_SETUID_FIXUP_LOCKED
+        | CapabilitiesSecureBits::KEEP_CAPS_LOCKED
+        | CapabilitiesSecureBits::NO_CAP_AMBIENT_RAISE
+        | CapabilitiesSecureBits::NO_CAP_AMBIENT_RAISE_LOCKED;
+    if rustix::thread::set_capabilities_secure_bits(locked).is_err() {
+        step_fail(rep, Step::SecureBits, last_errno());
+    }
+    for cap in 0..=a.cap_last {
+        // SAFETY: prctl(PR_CAPBSET_DROP) takes a capability number; numbers up to cap_last exist.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            step_fail(rep, Step::BoundingSet, last_errno());
+        }
+    }
+    if rustix::thread::clear_ambient_capability_set().is_err() {
+        step_fail(rep, Step::Capabilities, last_errno());
+    }
+    let none = CapabilitySets {
+        effective: CapabilitySet::empty(),
+        permitted: CapabilitySet::empty(),
+        inheritable: CapabilitySet::empty(),
+    };
+    if rustix::thread::set_capabilities(None, none).is_err() {
+        step_fail(rep, Step::Capabilities, last_errno());
+    }
+    if rustix::process::chdir(a.workdir).is_err() {
+        step_fail(rep, Step::WorkingDir, last_errno());
+    }
+    let mut err = libc::ENOENT;
+    for (i, path) in a.exec_paths.iter().enumerate() {
+        // SAFETY: path, argv and envp are NUL-terminated and outlive the call.
+        unsafe { libc::execve(path.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr()) };
+        let e = last_errno();
+        match e {
+            libc::ENOENT | libc::ENOTDIR => continue,
+            libc::EACCES => {
+                err = e;
+                let _ = i;
+                continue;
+            }
+            _ => {
+                err = e;
+                break;
+            }
+        }
+    }
+    fail(rep, REPORT_EXEC, 0, err)
+}

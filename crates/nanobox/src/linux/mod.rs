@@ -1,0 +1,381 @@
+//! The Linux backend: namespaces, a fresh root, no privileges.
+//!
+//! One file per concern: [`plan`] (what the root looks like), [`sys`] (the setup syscalls),
+//! [`child`] (the code between clone and exec), [`userns`] (ids and the clone), [`process`] (the
+//! running sandbox seen from the caller), [`probe`] (what the host supports).
+
+mod child;
+mod plan;
+mod probe;
+mod process;
+mod sys;
+mod userns;
+
+use std::ffi::{c_char, CString, OsStr, OsString};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+
+use crate::error::{Error, Result};
+use crate::policy::{Policy, Stdin};
+
+pub(crate) use probe::probe;
+pub(crate) use process::{collect, OutputPipe, Process};
+
+/// What a built sandbox keeps for its runs: the plan and every string, made once.
+pub(crate) struct Prepared {
+    plan: Vec<plan::Op>,
+    mode: plan::MountMode,
+    maps: userns::IdMaps,
+    idmap_userns: Option<OwnedFd>,
+    cap_last: u32,
+    workdir: CString,
+    env: Vec<CString>,
+    path_dirs: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("steps", &self.plan.len())
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
+    let root = rustix::process::geteuid().is_root();
+    let mode = if root && !policy.mounts.is_empty() {
+        plan::MountMode::Prepared
+    } else {
+        plan::MountMode::InChild
+    };
+    let idmap_userns = if mode == plan::MountMode::Prepared {
+        Some(userns::idmap_userns(userns::ROOT_HOST_ID).map_err(userns::diagnose_clone_error)?)
+    } else {
+        None
+    };
+    let layout = plan::HostLayout::read();
+    let plan = plan::build(policy, &layout, mode);
+    let workdir = userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?;
+    let mut env = Vec::with_capacity(policy.env.len());
+    let mut path_dirs = Vec::new();
+    for (k, v) in &policy.env {
+        env.push(userns::cstr_of("env", format!("{k}={v}").as_bytes())?);
+        if k == "PATH" {
+            path_dirs = v
+                .split(':')
+                .map(|d| {
+                    if d.is_empty() {
+                        ".".as_bytes().to_vec()
+                    } else {
+                        d.as_bytes().to_vec()
+                    }
+                })
+                .collect();
+        }
+    }
+    Ok(Prepared {
+        plan,
+        mode,
+        maps: userns::IdMaps::for_caller(),
+        idmap_userns,
+        cap_last: userns::cap_last(),
+        workdir,
+        env,
+        path_dirs,
+    })
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::io("creating a pipe", e.into()))
+}
+
+/// The descriptor the program reads as stdin.
+fn stdin_fd(stdin: &Stdin) -> Result<OwnedFd> {
+    match stdin {
+        Stdin::Null => {
+            rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::io("opening /dev/null for stdin", e.into()))
+        }
+        Stdin::Bytes(data) => {
+            let ctx = |e: rustix::io::Errno| Error::io("preparing stdin bytes", e.into());
+            let fd = rustix::fs::memfd_create(
+                "nanobox-stdin",
+                rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+            )
+            .map_err(ctx)?;
+            let mut f = std::fs::File::from(fd);
+            f.write_all(data)
+                .map_err(|e| Error::io("preparing stdin bytes", e))?;
+            let fd = OwnedFd::from(f);
+            rustix::fs::fcntl_add_seals(
+                &fd,
+                rustix::fs::SealFlags::WRITE
+                    | rustix::fs::SealFlags::GROW
+                    | rustix::fs::SealFlags::SHRINK
+                    | rustix::fs::SealFlags::SEAL,
+            )
+            .map_err(ctx)?;
+            rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0)).map_err(ctx)?;
+            Ok(fd)
+        }
+        Stdin::File(p) => std::fs::File::open(p)
+            .map(OwnedFd::from)
+            .map_err(|e| Error::io(format!("opening stdin file {}", p.display()), e)),
+        Stdin::Fd(fd) => {
+            if rustix::termios::isatty(fd) {
+                return Err(Error::InvalidOption {
+                    option: "stdin",
+                    reason: "the descriptor is a terminal; the program could drive it with \
+                             ioctls. Pass a pipe or a file instead"
+                        .into(),
+                });
+            }
+            fd.try_clone()
+                .map_err(|e| Error::io("duplicating the stdin descriptor", e))
+        }
+    }
+}
+
+/// Idmapped detached copies of the user's mounts, made by the parent (root) before the clone.
+fn prepare_mounts(policy: &Policy, userns_fd: &OwnedFd) -> Result<Vec<OwnedFd>> {
+    let mut out = Vec::with_capacity(policy.mounts.len());
+    for m in &policy.mounts {
+        let step = || {
+            format!(
+                "preparing the mount of {} at {}",
+                m.host.display(),
+                m.sandbox.display()
+            )
+        };
+        let fail = |e: rustix::io::Errno| Error::Setup {
+            step: step(),
+            source: e.into(),
+        };
+        let fd = rustix::fs::openat2(
+            CWD,
+            m.host_canonical.as_os_str(),
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(fail)?;
+        let tree = rustix::mount::open_tree(
+            &fd,
+            c"",
+            rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+                | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH
+                | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map_err(fail)?;
+        let attr = plan::user_mount_attr(m.permission) | sys::ATTR_IDMAP;
+        sys::mount_setattr(
+            tree.as_raw_fd(),
+            c"",
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            attr,
+            userns_fd.as_raw_fd(),
+        )
+        .map_err(|e| Error::Setup {
+            step: format!(
+                "{} (idmapping it so that the sandbox user, host uid {}, can use the caller's files; \
+                 the filesystem must support idmapped mounts: ext4, xfs, btrfs, tmpfs on Linux 6.3+ ...)",
+                step(),
+                userns::ROOT_HOST_ID
+            ),
+            source: io::Error::from_raw_os_error(e),
+        })?;
+        out.push(tree);
+    }
+    Ok(out)
+}
+
+/// Start a run: clone into fresh namespaces, write the id maps, release the init, and wait until
+/// the program has been executed (or report why it could not be).
+pub(crate) fn spawn(
+    policy: &Policy,
+    prep: &Prepared,
+    program: &OsStr,
+    args: &[OsString],
+    stdin: &Stdin,
+) -> Result<(Process, OutputPipe, OutputPipe)> {
+    let prog = program.as_bytes();
+    if prog.is_empty() {
+        return Err(Error::InvalidOption {
+            option: "program",
+            reason: "the program name is empty".into(),
+        });
+    }
+    let exec_paths: Vec<CString> = if prog.contains(&b'/') {
+        vec![userns::cstr_of("program", prog)?]
+    } else {
+        prep.path_dirs
+            .iter()
+            .map(|d| {
+                let mut p = d.clone();
+                p.push(b'/');
+                p.extend_from_slice(prog);
+                userns::cstr_of("program", &p)
+            })
+            .collect::<Result<_>>()?
+    };
+    let mut argv_c = Vec::with_capacity(args.len() + 1);
+    argv_c.push(userns::cstr_of("program", prog)?);
+    for a in args {
+        argv_c.push(userns::cstr_of("args", a.as_bytes())?);
+    }
+    let mut argv: Vec<*const c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const c_char> = prep.env.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    let stdin = stdin_fd(stdin)?;
+    let (go_r, go_w) = pipe()?;
+    let (report_r, report_w) = pipe()?;
+    let (status_r, status_w) = pipe()?;
+    let (death_r, death_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let prepared_mounts = match (&prep.idmap_userns, prep.mode) {
+        (Some(ns), plan::MountMode::Prepared) => prepare_mounts(policy, ns)?,
+        _ => Vec::new(),
+    };
+    let prepared_fds: Vec<RawFd> = prepared_mounts.iter().map(|f| f.as_raw_fd()).collect();
+    let mut keep: Vec<RawFd> = [
+        &go_r, &report_w, &status_w, &death_r, &stdin, &out_w, &err_w,
+    ]
+    .iter()
+    .map(|f| f.as_raw_fd())
+    .chain(prepared_fds.iter().copied())
+    .collect();
+    keep.sort_unstable();
+
+    let args = child::ChildArgs {
+        plan: &prep.plan,
+        prepared_fds: &prepared_fds,
+        keep: &keep,
+        go_r: go_r.as_raw_fd(),
+        report_w: report_w.as_raw_fd(),
+        status_w: status_w.as_raw_fd(),
+        death_r: death_r.as_raw_fd(),
+        stdin: stdin.as_raw_fd(),
+        stdout: out_w.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+        drop_groups: !prep.maps.deny_setgroups,
+        uid: userns::SANDBOX_ID,
+        gid: userns::SANDBOX_ID,
+        wall_limit_ns: policy
+            .wall_time_limit
+            .map(|d| d.as_nanos().min(u64::MAX as u128) as u64)
+            .unwrap_or(0),
+        workdir: &prep.workdir,
+        exec_paths: &exec_paths,
+        argv: &argv,
+        envp: &envp,
+        cap_last: prep.cap_last,
+    };
+
+    // SAFETY: the child runs only `init_main`, which makes async-signal-safe calls on the data
+    // prepared above and ends in execve or _exit.
+    let (pid, pidfd) = match unsafe { userns::clone_pidfd(userns::NS_FLAGS) } {
+        Ok((0, _)) => child::init_main(&args),
+        Ok((pid, Some(fd))) => (pid, fd),
+        Ok((_, None)) => unreachable!("clone3 returned a pid without a pidfd"),
+        Err(e) => return Err(userns::diagnose_clone_error(e)),
+    };
+    drop((
+        go_r,
+        report_w,
+        status_w,
+        death_r,
+        stdin,
+        out_w,
+        err_w,
+        prepared_mounts,
+    ));
+
+    let abort = |err: Error| {
+        userns::kill_pidfd(&pidfd);
+        let _ = userns::wait_pidfd(&pidfd);
+        err
+    };
+    if let Err(e) = prep.maps.write(pid) {
+        return Err(abort(Error::Setup {
+            step: format!(
+                "writing the uid/gid maps of the sandbox ({})",
+                prep.maps.uid_map.trim()
+            ),
+            source: e,
+        }));
+    }
+    if let Err(e) = rustix::io::write(&go_w, &[1]) {
+        return Err(abort(Error::io("releasing the sandbox init", e.into())));
+    }
+    drop(go_w);
+
+    // The report pipe reaches EOF when the program has been executed; a message means it was not.
+    let mut msg = [0u8; child::MESSAGE_LEN];
+    let mut got = 0;
+    while got < msg.len() {
+        match rustix::io::read(&report_r, &mut msg[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(abort(Error::io(
+                    "reading the sandbox setup report",
+                    e.into(),
+                )))
+            }
+        }
+    }
+    if got == msg.len() {
+        let (kind, step, errno, _) = child::decode(&msg);
+        let source = io::Error::from_raw_os_error(errno);
+        let err = match kind {
+            child::REPORT_PLAN => Error::Setup {
+                step: prep
+                    .plan
+                    .get(step as usize)
+                    .map(|op| op.describe())
+                    .unwrap_or_else(|| format!("step {step}")),
+                source,
+            },
+            child::REPORT_STEP => Error::Setup {
+                step: child::Step::from_u32(step)
+                    .map(|s| s.describe().to_string())
+                    .unwrap_or_else(|| format!("step {step}")),
+                source,
+            },
+            _ if errno == libc::ENOENT || errno == libc::ENOTDIR => Error::ProgramNotFound {
+                program: program.to_string_lossy().into_owned(),
+                searched: exec_paths
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+            _ => Error::ProgramNotExecutable {
+                program: program.to_string_lossy().into_owned(),
+                source,
+            },
+        };
+        return Err(abort(err));
+    }
+    if got != 0 {
+        return Err(abort(Error::io(
+            "reading the sandbox setup report",
+            io::Error::new(io::ErrorKind::UnexpectedEof, "short report"),
+        )));
+    }
+    let shared = Arc::new(process::Shared::new(pidfd));
+    Ok(process::start(
+        pid, shared, status_r, death_w, out_r, err_r, policy,
+    ))
+}

@@ -1,0 +1,258 @@
+//! What this Linux host supports, checked for real where a check is cheap.
+
+use std::path::Path;
+
+use super::userns::{self, clone_pidfd, wait_pidfd};
+use crate::probe::{Check, CheckStatus, Probe};
+
+fn read(p: &str) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn check(
+    name: &str,
+    ok: bool,
+    detail: String,
+    required: bool,
+    used: bool,
+    fix: Option<String>,
+) -> Check {
+    Check {
+        name: name.into(),
+        status: if ok {
+            CheckStatus::Available
+        } else {
+            CheckStatus::Missing
+        },
+        detail,
+        required,
+        used: used && ok,
+        fix: if ok { None } else { fix },
+    }
+}
+
+/// Try a clone with `flags` whose child exits at once.
+fn try_clone(flags: u64) -> Result<(), std::io::Error> {
+    // SAFETY: the child only calls _exit.
+    match unsafe { clone_pidfd(flags) }? {
+        (0, _) => unsafe { libc::_exit(0) },
+        (_, Some(fd)) => {
+            let _ = wait_pidfd(&fd);
+            Ok(())
+        }
+        (_, None) => Ok(()),
+    }
+}
+
+/// Whether a syscall exists (anything but ENOSYS for deliberately invalid arguments).
+fn syscall_exists(nr: libc::c_long) -> bool {
+    // SAFETY: every argument is invalid (fd -1, NULL pointers): the kernel rejects the call without
+    // touching memory; only ENOSYS tells that it does not know the syscall.
+    let r = unsafe { libc::syscall(nr, -1, 0, 0, 0, 0) };
+    r != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+}
+
+pub(crate) fn probe() -> Probe {
+    let root = rustix::process::geteuid().is_root();
+    let mut checks = Vec::new();
+
+    let userns_detail = format!(
+        "user.max_user_namespaces={}{}{}",
+        read("/proc/sys/user/max_user_namespaces").unwrap_or_else(|| "?".into()),
+        read("/proc/sys/kernel/unprivileged_userns_clone")
+            .map(|v| format!(", kernel.unprivileged_userns_clone={v}"))
+            .unwrap_or_default(),
+        read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+            .map(|v| format!(", kernel.apparmor_restrict_unprivileged_userns={v}"))
+            .unwrap_or_default(),
+    );
+    let user = try_clone(libc::CLONE_NEWUSER as u64);
+    let fix = user.as_ref().err().map(|e| {
+        userns::diagnose_clone_error(std::io::Error::from_raw_os_error(
+            e.raw_os_error().unwrap_or(0),
+        ))
+        .to_string()
+    });
+    checks.push(check(
+        "user namespaces",
+        user.is_ok(),
+        match &user {
+            Ok(()) => format!("a user namespace was created ({userns_detail})"),
+            Err(e) => format!("creating a user namespace failed: {e} ({userns_detail})"),
+        },
+        true,
+        true,
+        fix,
+    ));
+    let all = try_clone(userns::NS_FLAGS);
+    checks.push(check(
+        "pid, mount, network, ipc, uts, cgroup namespaces",
+        all.is_ok(),
+        match &all {
+            Ok(()) => "all created together with a user namespace".into(),
+            Err(e) => format!("creating them failed: {e}"),
+        },
+        true,
+        true,
+        Some("run on a kernel built with CONFIG_{PID,NET,IPC,UTS,CGROUP}_NS".into()),
+    ));
+    let newmount = syscall_exists(libc::SYS_open_tree)
+        && syscall_exists(libc::SYS_move_mount)
+        && syscall_exists(libc::SYS_mount_setattr)
+        && syscall_exists(libc::SYS_openat2);
+    checks.push(check(
+        "mount API (openat2, open_tree, move_mount, mount_setattr)",
+        newmount,
+        if newmount {
+            "present".into()
+        } else {
+            "missing: Linux 5.12 or newer is needed".into()
+        },
+        true,
+        true,
+        Some("upgrade to Linux 5.12 or newer".into()),
+    ));
+    checks.push(check(
+        "clone3 with pidfd",
+        syscall_exists(libc::SYS_clone3) && syscall_exists(libc::SYS_pidfd_send_signal),
+        "the sandbox is started, waited for and killed through a pidfd (no pid reuse races)".into(),
+        true,
+        true,
+        Some("upgrade to Linux 5.3 or newer".into()),
+    ));
+    if root {
+        let idmap = userns::idmap_userns(userns::ROOT_HOST_ID).and_then(|ns| {
+            let tree = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                "/tmp",
+                rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+                    | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )?;
+            use std::os::fd::AsRawFd;
+            super::sys::mount_setattr(
+                tree.as_raw_fd(),
+                c"",
+                libc::AT_EMPTY_PATH,
+                super::sys::ATTR_IDMAP,
+                ns.as_raw_fd(),
+            )
+            .map_err(std::io::Error::from_raw_os_error)
+        });
+        checks.push(check(
+            "idmapped mounts",
+            idmap.is_ok(),
+            match &idmap {
+                Ok(()) => format!(
+                    "running as root: programs run as host uid {0}; mounts are idmapped so that root's files appear as theirs (tested on /tmp)",
+                    userns::ROOT_HOST_ID
+                ),
+                Err(e) => format!("an idmapped mount of /tmp failed: {e}"),
+            },
+            false,
+            true,
+            Some("use Linux 5.12+ and a filesystem with idmapped-mount support for mount sources (ext4, xfs, btrfs; tmpfs from 6.3)".into()),
+        ));
+    } else {
+        checks.push(check(
+            "idmapped mounts",
+            true,
+            "not needed: nanobox runs unprivileged, the caller's own uid is mapped to the sandbox user".into(),
+            false,
+            false,
+            None,
+        ));
+    }
+
+    // cgroups: reported for the limits work; no limits are applied by this version.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let v2: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(" - cgroup2 "))
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .collect();
+    let v2_controllers = v2
+        .first()
+        .and_then(|m| read(&format!("{m}/cgroup.controllers")))
+        .unwrap_or_default();
+    checks.push(check(
+        "cgroup v2",
+        !v2.is_empty(),
+        if v2.is_empty() {
+            "no cgroup2 mount".into()
+        } else {
+            format!(
+                "mounted at {} with controllers [{}]; resource limits are not applied by this version",
+                v2.join(", "),
+                v2_controllers
+            )
+        },
+        false,
+        false,
+        Some("mount cgroup2 at /sys/fs/cgroup (systemd.unified_cgroup_hierarchy=1)".into()),
+    ));
+    let v1: Vec<&str> = ["memory", "pids", "cpu", "cpuacct"]
+        .into_iter()
+        .filter(|c| Path::new("/sys/fs/cgroup").join(c).join("tasks").exists())
+        .collect();
+    checks.push(check(
+        "cgroup v1",
+        !v1.is_empty(),
+        if v1.is_empty() {
+            "no v1 hierarchy for memory, pids, cpu or cpuacct".into()
+        } else {
+            format!(
+                "controllers [{}]; resource limits are not applied by this version",
+                v1.join(", ")
+            )
+        },
+        false,
+        false,
+        None,
+    ));
+    let seccomp = std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
+        .unwrap_or(false);
+    checks.push(check(
+        "seccomp",
+        seccomp,
+        if seccomp {
+            "available; no syscall filter is applied by this version".into()
+        } else {
+            "not built into this kernel".into()
+        },
+        false,
+        false,
+        Some("use a kernel with CONFIG_SECCOMP_FILTER".into()),
+    ));
+    // SAFETY: landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) only returns the ABI.
+    let ll = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, 0usize, 0usize, 1u32) };
+    checks.push(check(
+        "Landlock",
+        ll > 0,
+        if ll > 0 {
+            format!("ABI version {ll}; not applied by this version")
+        } else {
+            format!("unavailable: {}", std::io::Error::last_os_error())
+        },
+        false,
+        false,
+        Some("boot with lsm=...,landlock".into()),
+    ));
+    let tiocsti = read("/proc/sys/dev/tty/legacy_tiocsti");
+    checks.push(check(
+        "no controlling terminal",
+        true,
+        format!(
+            "every program starts a new session, so TIOCSTI injection into the caller's terminal fails{}",
+            tiocsti
+                .map(|v| format!(" (dev.tty.legacy_tiocsti={v}{})", if v == "1" { ": live on this host" } else { "" }))
+                .unwrap_or_default()
+        ),
+        true,
+        true,
+        None,
+    ));
+    Probe::new("linux", checks)
+}

@@ -1,0 +1,393 @@
+//! A running sandbox seen from the caller: waiting, killing, and reading its output under a cap.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+use super::child;
+use super::userns::{kill_pidfd, wait_pidfd};
+use crate::error::{Error, Result};
+use crate::policy::Policy;
+use crate::result::{Outcome, RunResult};
+
+/// Why the caller's side killed the sandbox (first reason wins).
+const KILL_NONE: u8 = 0;
+const KILL_OUTPUT: u8 = 1;
+const KILL_USER: u8 = 2;
+const KILL_WALL: u8 = 3;
+
+/// The part of a run that the output readers share with the [`Process`].
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pidfd: OwnedFd,
+    reason: AtomicU8,
+    output_limit_at: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    pub(crate) fn new(pidfd: OwnedFd) -> Shared {
+        Shared {
+            pidfd,
+            reason: AtomicU8::new(KILL_NONE),
+            output_limit_at: Mutex::new(None),
+        }
+    }
+    fn kill(&self, reason: u8) {
+        let _ = self
+            .reason
+            .compare_exchange(KILL_NONE, reason, Ordering::SeqCst, Ordering::SeqCst);
+        if reason == KILL_OUTPUT {
+            let mut at = self
+                .output_limit_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            at.get_or_insert_with(Instant::now);
+        }
+        kill_pidfd(&self.pidfd);
+    }
+}
+
+/// A running sandbox.
+#[derive(Debug)]
+pub(crate) struct Process {
+    pid: u32,
+    shared: Arc<Shared>,
+    status_r: OwnedFd,
+    /// Closing this ends the sandbox: its init watches the other end.
+    death_w: Option<OwnedFd>,
+    wall_limit: Option<Duration>,
+    started: Instant,
+    finished: Option<(Outcome, Duration)>,
+}
+
+pub(crate) fn start(
+    pid: i32,
+    shared: Arc<Shared>,
+    status_r: OwnedFd,
+    death_w: OwnedFd,
+    out_r: OwnedFd,
+    err_r: OwnedFd,
+    policy: &Policy,
+) -> (Process, OutputPipe, OutputPipe) {
+    let pipe = |fd| OutputPipe {
+        fd: Some(fd),
+        limit: policy.output_limit,
+        seen: 0,
+        truncated: false,
+        shared: shared.clone(),
+    };
+    let out = pipe(out_r);
+    let err = pipe(err_r);
+    (
+        Process {
+            pid: pid as u32,
+            shared,
+            status_r,
+            death_w: Some(death_w),
+            wall_limit: policy.wall_time_limit,
+            started: Instant::now(),
+            finished: None,
+        },
+        out,
+        err,
+    )
+}
+
+/// Grace the caller gives the sandbox's own wall-clock enforcement before killing it itself.
+const WALL_GRACE: Duration = Duration::from_millis(500);
+
+impl Process {
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    fn backstop(&self) -> Option<Instant> {
+        self.wall_limit.map(|l| self.started + l + WALL_GRACE)
+    }
+
+    /// Block until the sandbox's init is gone (the kernel has then killed every process in it).
+    pub fn wait(&mut self) -> Result<Outcome> {
+        if let Some((o, _)) = self.finished {
+            return Ok(o);
+        }
+        loop {
+            let timeout = self
+                .backstop()
+                .map(|b| b.saturating_duration_since(Instant::now()));
+            if wait_readable(&[self.shared.pidfd.as_fd()], timeout)? {
+                break;
+            }
+            self.shared.kill(KILL_WALL);
+        }
+        self.reap()
+    }
+
+    pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
+        if let Some((o, _)) = self.finished {
+            return Ok(Some(o));
+        }
+        if wait_readable(&[self.shared.pidfd.as_fd()], Some(Duration::ZERO))? {
+            return self.reap().map(Some);
+        }
+        if self.backstop().is_some_and(|b| Instant::now() >= b) {
+            self.shared.kill(KILL_WALL);
+        }
+        Ok(None)
+    }
+
+    pub fn kill(&mut self) -> Result<()> {
+        if self.finished.is_none() {
+            self.shared.kill(KILL_USER);
+        }
+        Ok(())
+    }
+
+    fn wall_time(&self) -> Duration {
+        self.finished
+            .map(|(_, d)| d)
+            .unwrap_or_else(|| self.started.elapsed())
+    }
+
+    fn reap(&mut self) -> Result<Outcome> {
+        let (code, sig) = wait_pidfd(&self.shared.pidfd)
+            .map_err(|e| Error::io("waiting for the sandbox init", e))?;
+        let elapsed = self.started.elapsed();
+        self.death_w = None;
+        let mut msg = [0u8; child::MESSAGE_LEN];
+        let got = read_full(&self.status_r, &mut msg);
+        let status = (got == msg.len()).then(|| child::decode(&msg));
+        let reason = self.shared.reason.load(Ordering::SeqCst);
+        let output_at = *self
+            .shared
+            .output_limit_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let output_before_wall = match (output_at, self.wall_limit) {
+            (Some(at), Some(l)) => at.duration_since(self.started) < l,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let (outcome, wall) = match status {
+            Some((child::STATUS_TIMEOUT, _, _, el)) if !output_before_wall => {
+                (Outcome::WallTimeLimit, Duration::from_nanos(el))
+            }
+            Some((_, _, _, el)) if reason == KILL_OUTPUT => {
+                (Outcome::OutputLimit, Duration::from_nanos(el))
+            }
+            Some((child::STATUS_TIMEOUT, _, _, el)) => {
+                (Outcome::OutputLimit, Duration::from_nanos(el))
+            }
+            Some((child::STATUS_EXITED, _, v, el)) => {
+                (Outcome::Exited(v), Duration::from_nanos(el))
+            }
+            Some((_, _, v, el)) => (Outcome::Signaled(v), Duration::from_nanos(el)),
+            None => match reason {
+                KILL_OUTPUT => (Outcome::OutputLimit, elapsed),
+                KILL_USER => (Outcome::Signaled(libc::SIGKILL), elapsed),
+                KILL_WALL => (Outcome::WallTimeLimit, elapsed),
+                _ => {
+                    return Err(Error::io(
+                        "the sandbox init ended without reporting the program's status",
+                        io::Error::other(format!("init exit code {code:?}, signal {sig:?}")),
+                    ))
+                }
+            },
+        };
+        self.finished = Some((outcome, wall));
+        Ok(outcome)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.finished.is_none() {
+            self.death_w = None;
+            kill_pidfd(&self.shared.pidfd);
+            let _ = wait_pidfd(&self.shared.pidfd);
+        }
+    }
+}
+
+fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match rustix::io::read(fd, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+/// Poll until one of `fds` is readable (true) or the timeout passes (false).
+fn wait_readable(fds: &[std::os::fd::BorrowedFd<'_>], timeout: Option<Duration>) -> Result<bool> {
+    let mut p: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f, PollFlags::IN)).collect();
+    let ts = timeout.map(|t| Timespec {
+        tv_sec: t.as_secs() as i64,
+        tv_nsec: t.subsec_nanos() as i64,
+    });
+    loop {
+        match poll(&mut p, ts.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::io("polling the sandbox", e.into())),
+        }
+    }
+}
+
+/// One of the program's output streams, cut at the output limit.
+#[derive(Debug)]
+pub(crate) struct OutputPipe {
+    fd: Option<OwnedFd>,
+    limit: u64,
+    seen: u64,
+    truncated: bool,
+    shared: Arc<Shared>,
+}
+
+impl OutputPipe {
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Account for `n` new bytes; returns how many of them are kept.
+    fn admit(&mut self, n: usize) -> usize {
+        let room = self.limit.saturating_sub(self.seen);
+        self.seen = self.seen.saturating_add(n as u64);
+        if n as u64 > room {
+            self.truncated = true;
+            self.fd = None;
+            self.shared.kill(KILL_OUTPUT);
+            room as usize
+        } else {
+            n
+        }
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(fd) = &self.fd else { return Ok(0) };
+        let n = loop {
+            match rustix::io::read(fd, &mut *buf) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if n == 0 {
+            self.fd = None;
+            return Ok(0);
+        }
+        Ok(self.admit(n))
+    }
+}
+
+/// Collect what is left of the output and wait: the body of `run`. Reads both pipes at once with
+/// poll, keeps at most the limit of each, and stops as soon as the sandbox is gone (a copy of a
+/// pipe's write end held elsewhere in the caller cannot make it hang).
+pub(crate) fn collect(
+    p: &mut Process,
+    out: Option<OutputPipe>,
+    err: Option<OutputPipe>,
+) -> Result<RunResult> {
+    let mut streams: Vec<(Option<OutputPipe>, Vec<u8>)> =
+        vec![(out, Vec::new()), (err, Vec::new())];
+    for (s, _) in streams.iter_mut() {
+        if let Some(fd) = s.as_ref().and_then(|s| s.fd.as_ref()) {
+            rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::NONBLOCK)
+                .map_err(|e| Error::io("configuring the output pipes", e.into()))?;
+        }
+    }
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut dead = p.finished.is_some();
+    loop {
+        let open: Vec<usize> = (0..2)
+            .filter(|&i| streams[i].0.as_ref().is_some_and(|s| s.fd.is_some()))
+            .collect();
+        if open.is_empty() || dead {
+            // Drain what the dead sandbox left in the pipes, then stop.
+            for i in open {
+                drain(&mut streams[i], &mut chunk)?;
+            }
+            break;
+        }
+        let timeout = p
+            .backstop()
+            .map(|b| b.saturating_duration_since(Instant::now()));
+        let ready = {
+            let mut fds: Vec<PollFd<'_>> = open
+                .iter()
+                .map(|&i| {
+                    PollFd::new(
+                        streams[i]
+                            .0
+                            .as_ref()
+                            .and_then(|s| s.fd.as_ref())
+                            .expect("open"),
+                        PollFlags::IN,
+                    )
+                })
+                .collect();
+            fds.push(PollFd::new(&p.shared.pidfd, PollFlags::IN));
+            let ts = timeout.map(|t| Timespec {
+                tv_sec: t.as_secs() as i64,
+                tv_nsec: t.subsec_nanos() as i64,
+            });
+            match poll(&mut fds, ts.as_ref()) {
+                Ok(0) => None,
+                Ok(_) => Some(
+                    fds.iter()
+                        .map(|f| !f.revents().is_empty())
+                        .collect::<Vec<_>>(),
+                ),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(Error::io("polling the output pipes", e.into())),
+            }
+        };
+        let Some(ready) = ready else {
+            p.shared.kill(KILL_WALL);
+            continue;
+        };
+        for (k, &i) in open.iter().enumerate() {
+            if ready[k] {
+                drain(&mut streams[i], &mut chunk)?;
+            }
+        }
+        if ready[open.len()] {
+            dead = true;
+        }
+    }
+    let outcome = p.wait()?;
+    let wall = p.wall_time();
+    let [(o, ob), (e, eb)]: [(Option<OutputPipe>, Vec<u8>); 2] =
+        streams.try_into().expect("two streams");
+    Ok(RunResult::new(
+        ob,
+        eb,
+        o.is_some_and(|s| s.truncated),
+        e.is_some_and(|s| s.truncated),
+        outcome,
+        wall,
+    ))
+}
+
+/// Read everything available now from one stream (non-blocking), up to its limit.
+fn drain(s: &mut (Option<OutputPipe>, Vec<u8>), chunk: &mut [u8]) -> Result<()> {
+    let (Some(pipe), buf) = s else { return Ok(()) };
+    loop {
+        match pipe.read(chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(Error::io("reading the program's output", e)),
+        }
+        if pipe.fd.is_none() {
+            return Ok(());
+        }
+    }
+}

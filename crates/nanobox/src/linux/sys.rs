@@ -1,0 +1,302 @@
+//! The setup syscalls the sandbox's init makes, behind a trait.
+//!
+//! [`Sys`] is what the mount plan executes against: [`RealSys`] makes the syscalls, and the tests
+//! use a recording double, so that mount logic is checked without root or namespaces.
+//!
+//! Everything here may run between `clone` and `execve` in a child of a multithreaded process: no
+//! allocation, no locks, only syscalls, and every string arrives prepared as a `&CStr`.
+
+use std::ffi::CStr;
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+use rustix::mount::{
+    MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
+};
+
+/// An errno value.
+pub(crate) type Errno = i32;
+/// A syscall result.
+pub(crate) type SysResult<T> = Result<T, Errno>;
+
+// mount_setattr(2) attribute bits (linux/mount.h).
+pub(crate) const ATTR_RDONLY: u64 = 0x1;
+pub(crate) const ATTR_NOSUID: u64 = 0x2;
+pub(crate) const ATTR_NODEV: u64 = 0x4;
+pub(crate) const ATTR_NOEXEC: u64 = 0x8;
+pub(crate) const ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// The setup calls of the sandbox's init. Paths are absolute in the init's current view.
+pub(crate) trait Sys {
+    /// mount(2) with a filesystem type (tmpfs, proc, devpts).
+    fn mount_fs(
+        &self,
+        fstype: &CStr,
+        target: &CStr,
+        flags: MountFlags,
+        data: &CStr,
+    ) -> SysResult<()>;
+    /// Make every mount private, so nothing propagates back to the host.
+    fn make_private(&self) -> SysResult<()>;
+    /// mkdir(2); an existing directory is not an error.
+    fn mkdir(&self, path: &CStr, mode: u32) -> SysResult<()>;
+    /// Create an empty file; an existing file is not an error.
+    fn touch(&self, path: &CStr, mode: u32) -> SysResult<()>;
+    /// symlink(2).
+    fn symlink(&self, target: &CStr, link: &CStr) -> SysResult<()>;
+    /// chdir(2).
+    fn chdir(&self, path: &CStr) -> SysResult<()>;
+    /// pivot_root(2).
+    fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> SysResult<()>;
+    /// umount2(2) with MNT_DETACH.
+    fn detach(&self, target: &CStr) -> SysResult<()>;
+    /// Open a directory as an O_PATH descriptor.
+    fn open_dir(&self, path: &CStr) -> SysResult<RawFd>;
+    /// Open `rel` beneath `dirfd`, refusing every symlink and any escape (openat2).
+    fn open_beneath(&self, dirfd: RawFd, rel: &CStr) -> SysResult<RawFd>;
+    /// A detached recursive copy of the mount tree at `fd` (open_tree with OPEN_TREE_CLONE).
+    fn clone_tree(&self, fd: RawFd) -> SysResult<RawFd>;
+    /// A detached recursive copy of the mount tree at a path of our own tree.
+    fn clone_tree_at(&self, path: &CStr) -> SysResult<RawFd>;
+    /// Set mount attributes on a detached tree (recursively).
+    fn set_attr_fd(&self, fd: RawFd, attr: u64) -> SysResult<()>;
+    /// Set mount attributes on the mount at `path` (only that mount, or the whole tree).
+    fn set_attr_path(&self, path: &CStr, attr: u64, recursive: bool) -> SysResult<()>;
+    /// Attach a detached tree at `target`.
+    fn move_mount(&self, fd: RawFd, target: &CStr) -> SysResult<()>;
+    /// close(2).
+    fn close(&self, fd: RawFd);
+    /// Write `data` to an existing file.
+    fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()>;
+    /// sethostname(2).
+    fn sethostname(&self, name: &[u8]) -> SysResult<()>;
+    /// Bring the loopback interface up.
+    fn loopback_up(&self) -> SysResult<()>;
+}
+
+fn errno(e: rustix::io::Errno) -> Errno {
+    e.raw_os_error()
+}
+
+fn owned(fd: OwnedFd) -> RawFd {
+    fd.into_raw_fd()
+}
+
+/// # Safety
+/// `fd` must be open for the duration of the call.
+unsafe fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: the caller promises the descriptor is open.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// The real syscalls.
+pub(crate) struct RealSys;
+
+impl Sys for RealSys {
+    fn mount_fs(
+        &self,
+        fstype: &CStr,
+        target: &CStr,
+        flags: MountFlags,
+        data: &CStr,
+    ) -> SysResult<()> {
+        rustix::mount::mount(fstype, target, fstype, flags, Some(data)).map_err(errno)
+    }
+
+    fn make_private(&self) -> SysResult<()> {
+        rustix::mount::mount_change(
+            c"/",
+            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        )
+        .map_err(errno)
+    }
+
+    fn mkdir(&self, path: &CStr, mode: u32) -> SysResult<()> {
+        match rustix::fs::mkdir(path, Mode::from_raw_mode(mode)) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => Ok(()),
+            Err(e) => Err(errno(e)),
+        }
+    }
+
+    fn touch(&self, path: &CStr, mode: u32) -> SysResult<()> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(errno)?;
+        drop(fd);
+        Ok(())
+    }
+
+    fn symlink(&self, target: &CStr, link: &CStr) -> SysResult<()> {
+        rustix::fs::symlink(target, link).map_err(errno)
+    }
+
+    fn chdir(&self, path: &CStr) -> SysResult<()> {
+        rustix::process::chdir(path).map_err(errno)
+    }
+
+    fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> SysResult<()> {
+        rustix::process::pivot_root(new_root, put_old).map_err(errno)
+    }
+
+    fn detach(&self, target: &CStr) -> SysResult<()> {
+        rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(errno)
+    }
+
+    fn open_dir(&self, path: &CStr) -> SysResult<RawFd> {
+        rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .map(owned)
+        .map_err(errno)
+    }
+
+    fn open_beneath(&self, dirfd: RawFd, rel: &CStr) -> SysResult<RawFd> {
+        // SAFETY: the plan opened `dirfd` and keeps it open until the end of setup.
+        let dir = unsafe { borrow(dirfd) };
+        rustix::fs::openat2(
+            dir,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map(owned)
+        .map_err(errno)
+    }
+
+    fn clone_tree(&self, fd: RawFd) -> SysResult<RawFd> {
+        // SAFETY: `fd` was just opened by `open_beneath` and is closed by the caller afterwards.
+        let f = unsafe { borrow(fd) };
+        rustix::mount::open_tree(
+            f,
+            c"",
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_EMPTY_PATH
+                | OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map(owned)
+        .map_err(errno)
+    }
+
+    fn clone_tree_at(&self, path: &CStr) -> SysResult<RawFd> {
+        rustix::mount::open_tree(
+            CWD,
+            path,
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_RECURSIVE
+                | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map(owned)
+        .map_err(errno)
+    }
+
+    fn set_attr_fd(&self, fd: RawFd, attr: u64) -> SysResult<()> {
+        mount_setattr(fd, c"", libc::AT_EMPTY_PATH | libc::AT_RECURSIVE, attr, -1)
+    }
+
+    fn set_attr_path(&self, path: &CStr, attr: u64, recursive: bool) -> SysResult<()> {
+        let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+        mount_setattr(
+            libc::AT_FDCWD,
+            path,
+            flags | libc::AT_SYMLINK_NOFOLLOW,
+            attr,
+            -1,
+        )
+    }
+
+    fn move_mount(&self, fd: RawFd, target: &CStr) -> SysResult<()> {
+        // SAFETY: `fd` is a detached tree the caller owns and closes afterwards.
+        let f = unsafe { borrow(fd) };
+        rustix::mount::move_mount(f, c"", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+            .map_err(errno)
+    }
+
+    fn close(&self, fd: RawFd) {
+        // SAFETY: the caller owns `fd` and never uses it again.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+
+    fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()> {
+        let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(errno)?;
+        let n = rustix::io::write(&fd, data).map_err(errno)?;
+        if n != data.len() {
+            return Err(libc::EIO);
+        }
+        Ok(())
+    }
+
+    fn sethostname(&self, name: &[u8]) -> SysResult<()> {
+        rustix::system::sethostname(name).map_err(errno)
+    }
+
+    fn loopback_up(&self) -> SysResult<()> {
+        // SAFETY: plain syscalls on a socket we own; `ifreq` is plain data, zero is a valid value.
+        unsafe {
+            let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if s < 0 {
+                return Err(last_errno());
+            }
+            let mut req: libc::ifreq = std::mem::zeroed();
+            req.ifr_name[0] = b'l' as libc::c_char;
+            req.ifr_name[1] = b'o' as libc::c_char;
+            req.ifr_ifru.ifru_flags =
+                (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16;
+            let r = libc::ioctl(s, libc::SIOCSIFFLAGS, &req);
+            let e = last_errno();
+            libc::close(s);
+            if r < 0 {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The calling thread's errno (async-signal-safe).
+pub(crate) fn last_errno() -> Errno {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// mount_setattr(2) (rustix has no wrapper for it yet).
+pub(crate) fn mount_setattr(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    attr_set: u64,
+    userns_fd: RawFd,
+) -> SysResult<()> {
+    let attr = libc::mount_attr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: if userns_fd >= 0 { userns_fd as u64 } else { 0 },
+    };
+    // SAFETY: `path` is NUL-terminated, `attr` lives for the call and its size is passed with it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! User-namespace plumbing on the parent's side: the id maps, the clone, and the helper namespace
+//! that idmapped mounts need when nanobox runs as root.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::error::Error;
+
+/// The uid and gid the program has inside the sandbox.
+pub(crate) const SANDBOX_ID: u32 = 1000;
+/// The host uid and gid a sandbox started by root runs as (nobody/nogroup on Debian).
+pub(crate) const ROOT_HOST_ID: u32 = 65534;
+
+/// All the namespaces of a run.
+pub(crate) const NS_FLAGS: u64 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP) as u64;
+
+/// waitid(2) id type for a pidfd (linux/wait.h).
+const P_PIDFD: libc::idtype_t = 3;
+
+/// clone3 with a pidfd and no exit signal (a caller's `wait(-1)` or `SIGCHLD` handling never sees
+/// the child). Returns 0 in the child.
+///
+/// # Safety
+/// In the child, only async-signal-safe calls may follow, and it must end in `execve` or `_exit`.
+pub(crate) unsafe fn clone_pidfd(flags: u64) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+    let mut pidfd: RawFd = -1;
+    // SAFETY: clone_args is plain data; zero is valid for every field.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut RawFd as u64;
+    args.exit_signal = 0;
+    // SAFETY: `args` is valid for the call and its size is passed; without CLONE_VM the child gets
+    // a copy of the address space and continues on a copy of this stack, as after fork(2).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if r == 0 {
+        return Ok((0, None));
+    }
+    // SAFETY: the kernel returned a new pidfd that nobody else owns.
+    Ok((
+        r as libc::pid_t,
+        Some(unsafe { OwnedFd::from_raw_fd(pidfd) }),
+    ))
+}
+
+/// Wait for a child started by [`clone_pidfd`]; returns its raw wait status as (code, signal).
+pub(crate) fn wait_pidfd(pidfd: &OwnedFd) -> io::Result<(Option<i32>, Option<i32>)> {
+    loop {
+        // SAFETY: siginfo_t is plain data and a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the pidfd is open; __WALL waits for children with any exit signal.
+        let r = unsafe {
+            libc::waitid(
+                P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::__WALL,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: after a successful waitid with WEXITED, si_status is initialised.
+        let status = unsafe { info.si_status() };
+        return Ok(if info.si_code == libc::CLD_EXITED {
+            (Some(status), None)
+        } else {
+            (None, Some(status))
+        });
+    }
+}
+
+/// Send SIGKILL through a pidfd (no pid-reuse race). A process already gone is not an error.
+pub(crate) fn kill_pidfd(pidfd: &OwnedFd) {
+    let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
+}
+
+/// The maps a run's user namespace gets.
+#[derive(Debug, Clone)]
+pub(crate) struct IdMaps {
+    pub uid_map: String,
+    pub gid_map: String,
+    /// Write "deny" to setgroups first (required when not root); the program then keeps the
+    /// caller's supplementary groups, which the kernel does not let an unprivileged caller drop.
+    pub deny_setgroups: bool,
+}
+
+impl IdMaps {
+    pub(crate) fn for_caller() -> IdMaps {
+        let euid = rustix::process::geteuid().as_raw();
+        let egid = rustix::process::getegid().as_raw();
+        if euid == 0 {
+            IdMaps {
+                uid_map: format!("{SANDBOX_ID} {ROOT_HOST_ID} 1\n"),
+                gid_map: format!("{SANDBOX_ID} {ROOT_HOST_ID} 1\n"),
+                deny_setgroups: false,
+            }
+        } else {
+            IdMaps {
+                uid_map: format!("{SANDBOX_ID} {euid} 1\n"),
+                gid_map: format!("{SANDBOX_ID} {egid} 1\n"),
+                deny_setgroups: true,
+            }
+        }
+    }
+
+    pub(crate) fn write(&self, pid: libc::pid_t) -> io::Result<()> {
+        if self.deny_setgroups {
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")?;
+        }
+        std::fs::write(format!("/proc/{pid}/uid_map"), &self.uid_map)?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), &self.gid_map)?;
+        Ok(())
+    }
+}
+
+/// A user namespace mapping id 0 to `host_id`, for idmapped mounts: through it, files the caller
+/// (root) owns appear as owned by the sandbox user, and what the sandbox user creates lands on disk
+/// owned by root.
+pub(crate) fn idmap_userns(host_id: u32) -> io::Result<OwnedFd> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (rr, wr) = (r.as_raw_fd(), w.as_raw_fd());
+    // SAFETY: the child only closes, reads and exits, all async-signal-safe.
+    let (pid, pidfd) = unsafe { clone_pidfd(libc::CLONE_NEWUSER as u64)? };
+    if pid == 0 {
+        // SAFETY: child side: close our copy of the write end, wait for EOF, exit.
+        unsafe {
+            libc::close(wr);
+            let mut b = [0u8; 1];
+            libc::read(rr, b.as_mut_ptr().cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    let pidfd = pidfd.expect("pidfd for parent");
+    let res = (|| {
+        std::fs::write(format!("/proc/{pid}/uid_map"), format!("0 {host_id} 1\n"))?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), format!("0 {host_id} 1\n"))?;
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+        Ok(OwnedFd::from(f))
+    })();
+    drop(w);
+    drop(r);
+    let _ = wait_pidfd(&pidfd);
+    res
+}
+
+/// Explain a failed namespace clone: which setting refuses it and how to change it.
+pub(crate) fn diagnose_clone_error(e: io::Error) -> Error {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let errno = e.raw_os_error().unwrap_or(0);
+    if errno == libc::ENOSYS {
+        return Error::HostUnsupported {
+            missing: "clone3 (Linux 5.3 or newer)",
+            cause: format!("clone3 returned {e}"),
+            fix: "run nanobox on Linux 5.12 or newer".into(),
+        };
+    }
+    let mut cause = format!("creating the sandbox namespaces failed: {e}");
+    let mut fix = String::new();
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        cause.push_str("; user.max_user_namespaces is 0");
+        fix = "sysctl -w user.max_user_namespaces=15000".into();
+    } else if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        cause.push_str("; kernel.unprivileged_userns_clone is 0");
+        fix = "sysctl -w kernel.unprivileged_userns_clone=1".into();
+    } else if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1")
+    {
+        cause.push_str("; kernel.apparmor_restrict_unprivileged_userns is 1 (AppArmor)");
+        fix = "add an AppArmor profile granting `userns` to this program, or \
+               sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
+            .into();
+    } else if errno == libc::EPERM {
+        cause.push_str(
+            "; the process may be in a chroot, or a container's seccomp profile refuses namespaces",
+        );
+        fix = "run nanobox outside the chroot, or allow clone/unshare with CLONE_NEWUSER in the \
+               container's seccomp profile (e.g. docker --security-opt seccomp=unconfined)"
+            .into();
+    } else if errno == libc::ENOSPC || errno == libc::EUSERS {
+        cause.push_str("; the per-user namespace limit is reached");
+        fix = "raise user.max_user_namespaces (sysctl) or end other sandboxes".into();
+    }
+    if fix.is_empty() {
+        fix = "run `nanobox doctor` for a full check of this host".into();
+    }
+    Error::HostUnsupported {
+        missing: "user namespaces",
+        cause,
+        fix,
+    }
+}
+
+/// The highest capability number this kernel knows.
+pub(crate) fn cap_last() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// A C string for a path-like thing, or an InvalidOption error.
+pub(crate) fn cstr_of(option: &'static str, bytes: &[u8]) -> Result<std::ffi::CString, Error> {
+    std::ffi::CString::new(bytes).map_err(|_| Error::InvalidOption {
+        option,
+        reason: format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes)),
+    })
+}

@@ -1,0 +1,546 @@
+//! The platform-neutral policy: what a sandbox may see and do, and the builder that checks it.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::{GB, MB};
+
+/// How a host path is visible inside the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Permission {
+    /// The program can read but never modify it.
+    ReadOnly,
+    /// The program can read and write it; changes reach the host.
+    ReadWrite,
+}
+
+/// One host path made visible inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The host path as given to the builder.
+    pub host: PathBuf,
+    /// The host path with every symlink resolved when the sandbox was built.
+    pub host_canonical: PathBuf,
+    /// Where it appears inside the sandbox (absolute, normalised).
+    pub sandbox: PathBuf,
+    /// Read-only or read-write.
+    pub permission: Permission,
+    /// Whether the host path is a directory (else a file).
+    pub is_dir: bool,
+}
+
+/// What the program reads on its standard input.
+#[derive(Debug, Clone, Default)]
+pub enum Stdin {
+    /// Nothing: the program reads end-of-file at once (the default).
+    #[default]
+    Null,
+    /// These bytes, then end-of-file.
+    Bytes(Arc<[u8]>),
+    /// The contents of this host file, opened by the caller when the run starts.
+    File(PathBuf),
+    /// This open file descriptor (a pipe or a file; a terminal is refused, since the program could
+    /// then drive the caller's terminal with ioctls).
+    #[cfg(unix)]
+    Fd(Arc<std::os::fd::OwnedFd>),
+}
+
+impl Stdin {
+    /// Feed these bytes.
+    pub fn bytes(data: impl Into<Vec<u8>>) -> Self {
+        Stdin::Bytes(Arc::from(data.into()))
+    }
+    /// Feed this host file.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Stdin::File(path.into())
+    }
+}
+
+impl From<&str> for Stdin {
+    fn from(s: &str) -> Self {
+        Stdin::bytes(s.as_bytes())
+    }
+}
+impl From<String> for Stdin {
+    fn from(s: String) -> Self {
+        Stdin::bytes(s.into_bytes())
+    }
+}
+impl From<Vec<u8>> for Stdin {
+    fn from(v: Vec<u8>) -> Self {
+        Stdin::bytes(v)
+    }
+}
+impl From<&[u8]> for Stdin {
+    fn from(v: &[u8]) -> Self {
+        Stdin::bytes(v)
+    }
+}
+
+/// Network access of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Network {
+    /// Only a private loopback interface (the default).
+    #[default]
+    None,
+}
+
+/// Default cap on captured stdout and on captured stderr, each.
+pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 * MB;
+/// Default size bound of the private /tmp.
+pub const DEFAULT_TMP_SIZE: u64 = 256 * MB;
+/// Default hostname inside the sandbox.
+pub const DEFAULT_HOSTNAME: &str = "nanobox";
+/// Default PATH inside the sandbox.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+/// Default working directory inside the sandbox.
+pub const DEFAULT_WORKDIR: &str = "/tmp";
+
+/// Sandbox paths nanobox provides itself; a mount may not target them or anything below them.
+pub(crate) const RESERVED: &[(&str, &str)] = &[
+    ("/proc", "the sandbox's own /proc"),
+    ("/dev", "a minimal /dev"),
+    ("/usr", "the host's system files, read-only"),
+    ("/bin", "the host's system files, read-only"),
+    ("/sbin", "the host's system files, read-only"),
+    ("/lib", "the host's system files, read-only"),
+    ("/lib32", "the host's system files, read-only"),
+    ("/lib64", "the host's system files, read-only"),
+    ("/libx32", "the host's system files, read-only"),
+    ("/etc", "a safe read-only /etc"),
+];
+
+/// The validated policy a [`crate::Sandbox`] runs with. Immutable once built.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    pub mounts: Vec<Mount>,
+    pub working_dir: PathBuf,
+    /// The program's whole environment, in order.
+    pub env: Vec<(String, String)>,
+    pub stdin: Stdin,
+    pub wall_time_limit: Option<Duration>,
+    pub output_limit: u64,
+    pub hostname: String,
+    pub tmp_size: u64,
+    #[allow(dead_code)]
+    pub network: Network,
+}
+
+/// Builds a [`crate::Sandbox`]. Every option that is accepted is enforced; [`SandboxBuilder::build`]
+/// refuses what cannot be.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SandboxBuilder {
+    mounts: Vec<(PathBuf, PathBuf, Permission)>,
+    working_dir: Option<PathBuf>,
+    env: BTreeMap<String, String>,
+    stdin: Stdin,
+    wall_time_limit: Option<Duration>,
+    output_limit: u64,
+    hostname: String,
+    tmp_size: u64,
+    network: Network,
+}
+
+impl Default for SandboxBuilder {
+    fn default() -> Self {
+        SandboxBuilder {
+            mounts: Vec::new(),
+            working_dir: None,
+            env: BTreeMap::new(),
+            stdin: Stdin::Null,
+            wall_time_limit: None,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+            hostname: DEFAULT_HOSTNAME.to_string(),
+            tmp_size: DEFAULT_TMP_SIZE,
+            network: Network::None,
+        }
+    }
+}
+
+impl SandboxBuilder {
+    /// Make the host path `host` visible at `sandbox` (an absolute path inside the sandbox).
+    pub fn mount(
+        mut self,
+        host: impl AsRef<Path>,
+        sandbox: impl AsRef<Path>,
+        permission: Permission,
+    ) -> Self {
+        self.mounts.push((
+            host.as_ref().to_path_buf(),
+            sandbox.as_ref().to_path_buf(),
+            permission,
+        ));
+        self
+    }
+
+    /// The program's working directory inside the sandbox (default `/tmp`). `PWD` is set to it.
+    pub fn working_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.working_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Set one environment variable. The environment starts minimal (`PATH`, `HOME`, `LANG`):
+    /// nothing of the caller's environment reaches the program.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Set several environment variables.
+    pub fn envs<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        for (k, v) in vars {
+            self.env.insert(k.into(), v.into());
+        }
+        self
+    }
+
+    /// What the program reads on stdin (default: nothing).
+    pub fn stdin(mut self, stdin: impl Into<Stdin>) -> Self {
+        self.stdin = stdin.into();
+        self
+    }
+
+    /// End the run, and every process in it, after this much wall-clock time
+    /// ([`crate::Outcome::WallTimeLimit`]). Default: no limit.
+    pub fn wall_time_limit(mut self, limit: Duration) -> Self {
+        self.wall_time_limit = Some(limit);
+        self
+    }
+
+    /// Cap on captured stdout and on captured stderr, each, in bytes (default 64 MiB). Past the cap
+    /// the run is stopped ([`crate::Outcome::OutputLimit`]) and what came before it is kept.
+    pub fn output_limit(mut self, bytes: u64) -> Self {
+        self.output_limit = bytes;
+        self
+    }
+
+    /// No network: only a private loopback interface (the default).
+    pub fn no_network(mut self) -> Self {
+        self.network = Network::None;
+        self
+    }
+
+    /// The hostname inside the sandbox (default `nanobox`).
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.hostname = name.into();
+        self
+    }
+
+    /// Size bound of the private `/tmp` tmpfs in bytes (default 256 MiB).
+    pub fn tmp_size(mut self, bytes: u64) -> Self {
+        self.tmp_size = bytes;
+        self
+    }
+
+    /// Check every option and prepare the sandbox.
+    pub fn build(self) -> Result<crate::Sandbox> {
+        let policy = self.validate()?;
+        crate::Sandbox::from_policy(policy)
+    }
+
+    pub(crate) fn validate(self) -> Result<Policy> {
+        let mut mounts: Vec<Mount> = Vec::new();
+        for (host, sandbox, permission) in self.mounts {
+            let target = normalize_sandbox_path(&sandbox)?;
+            if target == Path::new("/") {
+                return Err(Error::ReservedPath {
+                    path: target,
+                    reason: "the sandbox's own root",
+                });
+            }
+            if let Some((p, reason)) = RESERVED
+                .iter()
+                .find(|(p, _)| target.starts_with(Path::new(p)))
+            {
+                let _ = p;
+                return Err(Error::ReservedPath {
+                    path: target,
+                    reason,
+                });
+            }
+            if mounts.iter().any(|m| m.sandbox == target) {
+                return Err(Error::DuplicateMount { path: target });
+            }
+            let meta = match std::fs::metadata(&host) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::MountSourceMissing { path: host })
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("cannot inspect mount source {}", host.display()),
+                        e,
+                    ))
+                }
+            };
+            if !host.is_absolute() && host.as_os_str().is_empty() {
+                return Err(Error::MountSourceMissing { path: host });
+            }
+            let host_canonical = std::fs::canonicalize(&host).map_err(|e| {
+                Error::io(format!("cannot resolve mount source {}", host.display()), e)
+            })?;
+            mounts.push(Mount {
+                host,
+                host_canonical,
+                sandbox: target,
+                permission,
+                is_dir: meta.is_dir(),
+            });
+        }
+        // Parents before children, so that a nested mount lands on top of its parent.
+        mounts.sort_by_key(|m| m.sandbox.components().count());
+        // A mount nested inside another user mount needs its mountpoint to exist in that mount's
+        // host directory: nanobox never creates files on the host to make room for a mount.
+        for (i, m) in mounts.iter().enumerate() {
+            if let Some(parent) = mounts[..i]
+                .iter()
+                .rev()
+                .find(|p| m.sandbox.starts_with(&p.sandbox))
+            {
+                let rel = m
+                    .sandbox
+                    .strip_prefix(&parent.sandbox)
+                    .unwrap_or(Path::new(""));
+                let host_point = parent.host_canonical.join(rel);
+                let ok = std::fs::symlink_metadata(&host_point)
+                    .map(|md| md.is_dir() == m.is_dir && !md.file_type().is_symlink())
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(Error::InvalidSandboxPath {
+                        path: m.sandbox.clone(),
+                        reason: format!(
+                            "it lies inside the mount of {} and {} is not an existing {} there; \
+                             nanobox does not create mountpoints on the host",
+                            parent.host.display(),
+                            host_point.display(),
+                            if m.is_dir { "directory" } else { "file" }
+                        ),
+                    });
+                }
+            }
+        }
+
+        let working_dir = match self.working_dir {
+            Some(d) => normalize_sandbox_path(&d)?,
+            None => PathBuf::from(DEFAULT_WORKDIR),
+        };
+
+        let mut env_map: BTreeMap<String, String> = BTreeMap::new();
+        env_map.insert("PATH".into(), DEFAULT_PATH.into());
+        env_map.insert("HOME".into(), "/tmp".into());
+        env_map.insert("LANG".into(), "C.UTF-8".into());
+        for (k, v) in self.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(Error::InvalidOption {
+                    option: "env",
+                    reason: format!("variable name {k:?} is empty or contains '=' or NUL"),
+                });
+            }
+            if v.contains('\0') {
+                return Err(Error::InvalidOption {
+                    option: "env",
+                    reason: format!("the value of {k} contains a NUL byte"),
+                });
+            }
+            env_map.insert(k, v);
+        }
+        env_map.insert("PWD".into(), working_dir.to_string_lossy().into_owned());
+        let env = env_map.into_iter().collect();
+
+        if self.hostname.is_empty()
+            || self.hostname.len() > 64
+            || self.hostname.contains('\0')
+            || self.hostname.contains('/')
+        {
+            return Err(Error::InvalidOption {
+                option: "hostname",
+                reason: format!(
+                    "{:?} must be 1 to 64 bytes without NUL or '/'",
+                    self.hostname
+                ),
+            });
+        }
+        if self.output_limit == 0 {
+            return Err(Error::InvalidOption {
+                option: "output_limit",
+                reason: "must be at least 1 byte".into(),
+            });
+        }
+        if let Some(d) = self.wall_time_limit {
+            if d.is_zero() {
+                return Err(Error::InvalidOption {
+                    option: "wall_time_limit",
+                    reason: "must be longer than zero".into(),
+                });
+            }
+        }
+        if self.tmp_size < 64 * 1024 || self.tmp_size > 64 * GB {
+            return Err(Error::InvalidOption {
+                option: "tmp_size",
+                reason: format!("{} bytes is outside 64 KiB ..= 64 GiB", self.tmp_size),
+            });
+        }
+        Ok(Policy {
+            mounts,
+            working_dir,
+            env,
+            stdin: self.stdin,
+            wall_time_limit: self.wall_time_limit,
+            output_limit: self.output_limit,
+            hostname: self.hostname,
+            tmp_size: self.tmp_size,
+            network: self.network,
+        })
+    }
+}
+
+/// An absolute sandbox path with `.` and duplicate slashes removed; `..` is refused.
+pub(crate) fn normalize_sandbox_path(p: &Path) -> Result<PathBuf> {
+    if !p.is_absolute() {
+        return Err(Error::RelativeSandboxPath {
+            path: p.to_path_buf(),
+        });
+    }
+    let raw: OsString = p.as_os_str().to_owned();
+    if raw.as_encoded_bytes().contains(&0) {
+        return Err(Error::InvalidSandboxPath {
+            path: p.to_path_buf(),
+            reason: "it contains a NUL byte".into(),
+        });
+    }
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                return Err(Error::InvalidSandboxPath {
+                    path: p.to_path_buf(),
+                    reason: "it contains a '..' component".into(),
+                })
+            }
+            Component::Prefix(_) => {
+                return Err(Error::InvalidSandboxPath {
+                    path: p.to_path_buf(),
+                    reason: "it has a drive prefix".into(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_and_refuses_dotdot() {
+        assert_eq!(
+            normalize_sandbox_path(Path::new("/a//b/./c/")).unwrap(),
+            PathBuf::from("/a/b/c")
+        );
+        assert!(matches!(
+            normalize_sandbox_path(Path::new("/a/../etc")),
+            Err(Error::InvalidSandboxPath { .. })
+        ));
+        assert!(matches!(
+            normalize_sandbox_path(Path::new("data")),
+            Err(Error::RelativeSandboxPath { .. })
+        ));
+    }
+
+    #[test]
+    fn each_validation_error_names_its_path() {
+        let dir = std::env::temp_dir();
+        let e = SandboxBuilder::default()
+            .mount("/definitely/not/here", "/in", Permission::ReadOnly)
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::MountSourceMissing { path } if path == Path::new("/definitely/not/here"))
+        );
+        assert!(e.to_string().contains("/definitely/not/here"));
+
+        let e = SandboxBuilder::default()
+            .mount(&dir, "in", Permission::ReadOnly)
+            .validate()
+            .unwrap_err();
+        assert!(matches!(&e, Error::RelativeSandboxPath { path } if path == Path::new("in")));
+
+        for reserved in ["/", "/proc", "/etc/passwd", "/usr/lib", "/dev", "/lib64"] {
+            let e = SandboxBuilder::default()
+                .mount(&dir, reserved, Permission::ReadOnly)
+                .validate()
+                .unwrap_err();
+            assert!(
+                matches!(&e, Error::ReservedPath { path, .. } if path == Path::new(reserved)),
+                "{reserved}: {e}"
+            );
+            assert!(e.to_string().contains(reserved));
+        }
+
+        let e = SandboxBuilder::default()
+            .mount(&dir, "/data", Permission::ReadOnly)
+            .mount(&dir, "/data/", Permission::ReadWrite)
+            .validate()
+            .unwrap_err();
+        assert!(matches!(&e, Error::DuplicateMount { path } if path == Path::new("/data")));
+        assert!(e.to_string().contains("/data"));
+    }
+
+    #[test]
+    fn env_starts_minimal_and_sets_pwd() {
+        std::env::set_var("NANOBOX_POLICY_TEST_SECRET", "x");
+        let p = SandboxBuilder::default()
+            .working_dir("/work")
+            .env("A", "1")
+            .validate()
+            .unwrap();
+        let keys: Vec<&str> = p.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["A", "HOME", "LANG", "PATH", "PWD"]);
+        assert!(p.env.contains(&("PWD".into(), "/work".into())));
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        assert!(SandboxBuilder::default()
+            .env("A=B", "1")
+            .validate()
+            .is_err());
+        assert!(SandboxBuilder::default().hostname("").validate().is_err());
+        assert!(SandboxBuilder::default()
+            .output_limit(0)
+            .validate()
+            .is_err());
+        assert!(SandboxBuilder::default()
+            .wall_time_limit(Duration::ZERO)
+            .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn nested_mount_needs_existing_mountpoint_in_parent() {
+        let base = std::env::temp_dir().join(format!("nb-policy-{}", std::process::id()));
+        std::fs::create_dir_all(base.join("sub")).unwrap();
+        let ok = SandboxBuilder::default()
+            .mount(&base, "/data", Permission::ReadOnly)
+            .mount(&base, "/data/sub", Permission::ReadOnly)
+            .validate();
+        assert!(ok.is_ok());
+        let bad = SandboxBuilder::default()
+            .mount(&base, "/data", Permission::ReadOnly)
+            .mount(&base, "/data/missing", Permission::ReadOnly)
+            .validate();
+        assert!(matches!(bad, Err(Error::InvalidSandboxPath { .. })));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -1,0 +1,180 @@
+//! What a run produced.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+
+/// Why the program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The program exited by itself with this code.
+    Exited(i32),
+    /// The program was killed by this signal (also after [`crate::Child::kill`], with `SIGKILL`).
+    Signaled(i32),
+    /// The wall-clock limit fired; the program and everything it started were killed.
+    WallTimeLimit,
+    /// The program wrote more than the output limit to stdout or stderr; it was stopped.
+    OutputLimit,
+}
+
+impl Outcome {
+    /// True for `Exited(0)`.
+    pub fn success(&self) -> bool {
+        matches!(self, Outcome::Exited(0))
+    }
+    /// The exit code, if the program exited by itself.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            Outcome::Exited(c) => Some(*c),
+            _ => None,
+        }
+    }
+    /// The signal, if the program was killed by one.
+    pub fn signal(&self) -> Option<i32> {
+        match self {
+            Outcome::Signaled(s) => Some(*s),
+            _ => None,
+        }
+    }
+    /// The name used in JSON reports: `exited`, `signaled`, `wall_time_limit`, `output_limit`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Exited(_) => "exited",
+            Outcome::Signaled(_) => "signaled",
+            Outcome::WallTimeLimit => "wall_time_limit",
+            Outcome::OutputLimit => "output_limit",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Exited(c) => write!(f, "exited with code {c}"),
+            Outcome::Signaled(s) => write!(f, "killed by signal {s}"),
+            Outcome::WallTimeLimit => f.write_str("stopped by the wall-time limit"),
+            Outcome::OutputLimit => f.write_str("stopped by the output limit"),
+        }
+    }
+}
+
+/// The result of [`crate::Sandbox::run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunResult {
+    /// Captured stdout, UTF-8 with invalid bytes replaced.
+    pub stdout: String,
+    /// Captured stderr, UTF-8 with invalid bytes replaced.
+    pub stderr: String,
+    /// Captured stdout, byte for byte.
+    pub stdout_bytes: Vec<u8>,
+    /// Captured stderr, byte for byte.
+    pub stderr_bytes: Vec<u8>,
+    /// True when stdout was cut at the output limit.
+    pub stdout_truncated: bool,
+    /// True when stderr was cut at the output limit.
+    pub stderr_truncated: bool,
+    /// Why the program ended.
+    pub outcome: Outcome,
+    /// Wall-clock time from the program's start to the end of the run.
+    pub wall_time: Duration,
+}
+
+impl RunResult {
+    pub(crate) fn new(
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        stdout_truncated: bool,
+        stderr_truncated: bool,
+        outcome: Outcome,
+        wall_time: Duration,
+    ) -> Self {
+        RunResult {
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            stdout_bytes: stdout,
+            stderr_bytes: stderr,
+            stdout_truncated,
+            stderr_truncated,
+            outcome,
+            wall_time,
+        }
+    }
+
+    /// True when the program exited with code 0.
+    pub fn success(&self) -> bool {
+        self.outcome.success()
+    }
+
+    /// The exit code, if the program exited by itself.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.outcome.code()
+    }
+}
+
+impl fmt::Display for RunResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} after {:.3} s ({} bytes stdout{}, {} bytes stderr{})",
+            self.outcome,
+            self.wall_time.as_secs_f64(),
+            self.stdout_bytes.len(),
+            if self.stdout_truncated {
+                ", truncated"
+            } else {
+                ""
+            },
+            self.stderr_bytes.len(),
+            if self.stderr_truncated {
+                ", truncated"
+            } else {
+                ""
+            },
+        )
+    }
+}
+
+/// Serialised as the run report of the CLI's `--json`: `status`, `exit_code`, `signal`, `stdout`,
+/// `stderr`, `stdout_truncated`, `stderr_truncated`, `wall_time_ms`.
+impl Serialize for RunResult {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("RunResult", 8)?;
+        st.serialize_field("status", self.outcome.status())?;
+        st.serialize_field("exit_code", &self.outcome.code())?;
+        st.serialize_field("signal", &self.outcome.signal())?;
+        st.serialize_field("stdout", &self.stdout)?;
+        st.serialize_field("stderr", &self.stderr)?;
+        st.serialize_field("stdout_truncated", &self.stdout_truncated)?;
+        st.serialize_field("stderr_truncated", &self.stderr_truncated)?;
+        st.serialize_field("wall_time_ms", &(self.wall_time.as_secs_f64() * 1000.0))?;
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_report_has_contract_fields() {
+        let r = RunResult::new(
+            b"hi\xff".to_vec(),
+            vec![],
+            false,
+            true,
+            Outcome::Signaled(9),
+            Duration::from_millis(1500),
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["status"], "signaled");
+        assert_eq!(v["exit_code"], serde_json::Value::Null);
+        assert_eq!(v["signal"], 9);
+        assert_eq!(v["stdout"], "hi\u{fffd}");
+        assert_eq!(v["stderr_truncated"], true);
+        assert_eq!(v["wall_time_ms"], 1500.0);
+        assert_eq!(r.stdout_bytes, b"hi\xff");
+        assert!(r.to_string().contains("killed by signal 9"));
+    }
+}

@@ -1,0 +1,207 @@
+//! The sandbox handle, the per-run command and the running child: the `std::process` shape.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use crate::backend;
+use crate::error::Result;
+use crate::policy::{Policy, SandboxBuilder, Stdin};
+use crate::probe::Probe;
+use crate::result::{Outcome, RunResult};
+
+/// A built sandbox policy: immutable, cheap to clone, `Send + Sync`, and reusable for any number of
+/// runs, from any number of threads at once. Each run gets fresh namespaces, a fresh root and a fresh
+/// `/tmp`; nothing carries over from one run to the next.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    policy: Policy,
+    prepared: backend::Prepared,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("policy", &self.inner.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Start building a sandbox.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    pub(crate) fn from_policy(policy: Policy) -> Result<Sandbox> {
+        let prepared = backend::prepare(&policy)?;
+        Ok(Sandbox {
+            inner: Arc::new(Inner { policy, prepared }),
+        })
+    }
+
+    /// What this host supports, and what a run will use. Never fails: missing pieces are reported.
+    pub fn probe() -> Probe {
+        backend::probe()
+    }
+
+    /// Run `program` with `args` to completion and capture its output.
+    ///
+    /// `program` is looked up in the sandbox's `PATH` unless it contains a `/`.
+    pub fn run<S: AsRef<OsStr>>(
+        &self,
+        program: impl AsRef<OsStr>,
+        args: &[S],
+    ) -> Result<RunResult> {
+        self.command(program).args(args).run()
+    }
+
+    /// Start `program` and return at once; read its output as it is produced from
+    /// [`Child::stdout`] and [`Child::stderr`].
+    pub fn spawn<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Result<Child> {
+        self.command(program).args(args).spawn()
+    }
+
+    /// A command to run in this sandbox, for per-run arguments and stdin.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command<'_> {
+        Command {
+            sandbox: self,
+            program: program.as_ref().to_os_string(),
+            args: Vec::new(),
+            stdin: None,
+        }
+    }
+}
+
+/// One run of a program in a [`Sandbox`], shaped like `std::process::Command`.
+#[derive(Debug)]
+#[must_use]
+pub struct Command<'a> {
+    sandbox: &'a Sandbox,
+    program: OsString,
+    args: Vec<OsString>,
+    stdin: Option<Stdin>,
+}
+
+impl Command<'_> {
+    /// Add one argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_os_string());
+        self
+    }
+    /// Add several arguments.
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+    /// Stdin for this run only, instead of the sandbox's.
+    pub fn stdin(mut self, stdin: impl Into<Stdin>) -> Self {
+        self.stdin = Some(stdin.into());
+        self
+    }
+
+    /// Start the program.
+    pub fn spawn(&self) -> Result<Child> {
+        let inner = &self.sandbox.inner;
+        let stdin = self.stdin.as_ref().unwrap_or(&inner.policy.stdin);
+        let (process, out, err) = backend::spawn(
+            &inner.policy,
+            &inner.prepared,
+            &self.program,
+            &self.args,
+            stdin,
+        )?;
+        Ok(Child {
+            stdout: Some(ChildStdout(out)),
+            stderr: Some(ChildStderr(err)),
+            process,
+        })
+    }
+
+    /// Run the program to completion and capture its output (each stream up to the output limit).
+    pub fn run(&self) -> Result<RunResult> {
+        self.spawn()?.wait_with_output()
+    }
+}
+
+/// A running sandboxed program, shaped like `std::process::Child`.
+///
+/// Dropping a `Child` kills the sandbox: nothing it started outlives the handle.
+#[derive(Debug)]
+pub struct Child {
+    /// The program's stdout, as it is produced (taken by [`Child::wait_with_output`] if left here).
+    pub stdout: Option<ChildStdout>,
+    /// The program's stderr, as it is produced.
+    pub stderr: Option<ChildStderr>,
+    process: backend::Process,
+}
+
+impl Child {
+    /// The host process id of the sandbox's init process.
+    pub fn id(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// Wait for the program to end. Every process of the sandbox is gone when this returns.
+    ///
+    /// Read stdout and stderr while waiting (or take them and drop them): a program blocked on a
+    /// full pipe does not end.
+    pub fn wait(&mut self) -> Result<Outcome> {
+        self.process.wait()
+    }
+
+    /// The outcome if the program has ended, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
+        self.process.try_wait()
+    }
+
+    /// Kill the program and everything in its sandbox. The outcome becomes `Signaled(SIGKILL)`
+    /// unless the program had already ended.
+    pub fn kill(&mut self) -> Result<()> {
+        self.process.kill()
+    }
+
+    /// Wait for the program to end, collecting what is left of its stdout and stderr.
+    pub fn wait_with_output(mut self) -> Result<RunResult> {
+        let out = self.stdout.take().map(|s| s.0);
+        let err = self.stderr.take().map(|s| s.0);
+        backend::collect(&mut self.process, out, err)
+    }
+}
+
+/// The program's stdout. Reads return end-of-file once the output limit is reached (the run is
+/// then stopped with [`Outcome::OutputLimit`]).
+#[derive(Debug)]
+pub struct ChildStdout(backend::OutputPipe);
+/// The program's stderr. Same rules as [`ChildStdout`].
+#[derive(Debug)]
+pub struct ChildStderr(backend::OutputPipe);
+
+impl Read for ChildStdout {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+impl Read for ChildStderr {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl ChildStdout {
+    /// True once the output limit cut this stream.
+    pub fn truncated(&self) -> bool {
+        self.0.truncated()
+    }
+}
+impl ChildStderr {
+    /// True once the output limit cut this stream.
+    pub fn truncated(&self) -> bool {
+        self.0.truncated()
+    }
+}

@@ -1,0 +1,76 @@
+//! The backend for operating systems nanobox does not support yet: everything compiles, and
+//! `build()` refuses with [`Error::Unsupported`].
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+
+use crate::error::{Error, Result};
+use crate::policy::{Policy, Stdin};
+use crate::probe::Probe;
+use crate::result::{Outcome, RunResult};
+
+fn unsupported() -> Error {
+    Error::Unsupported {
+        what: format!("sandboxing on {}", std::env::consts::OS),
+        fix: "nanobox currently isolates programs on Linux only; the macOS and Windows backends \
+              are planned"
+            .into(),
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Prepared;
+#[derive(Debug)]
+pub(crate) struct Process;
+#[derive(Debug)]
+pub(crate) struct OutputPipe;
+
+pub(crate) fn prepare(_: &Policy) -> Result<Prepared> {
+    Err(unsupported())
+}
+
+pub(crate) fn spawn(
+    _: &Policy,
+    _: &Prepared,
+    _: &OsStr,
+    _: &[OsString],
+    _: &Stdin,
+) -> Result<(Process, OutputPipe, OutputPipe)> {
+    Err(unsupported())
+}
+
+pub(crate) fn collect(
+    _: &mut Process,
+    _: Option<OutputPipe>,
+    _: Option<OutputPipe>,
+) -> Result<RunResult> {
+    Err(unsupported())
+}
+
+pub(crate) fn probe() -> Probe {
+    Probe::new(std::env::consts::OS, Vec::new())
+}
+
+impl Process {
+    pub fn id(&self) -> u32 {
+        0
+    }
+    pub fn wait(&mut self) -> Result<Outcome> {
+        Err(unsupported())
+    }
+    pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
+        Err(unsupported())
+    }
+    pub fn kill(&mut self) -> Result<()> {
+        Err(unsupported())
+    }
+}
+
+impl OutputPipe {
+    pub fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+    pub fn truncated(&self) -> bool {
+        false
+    }
+}
