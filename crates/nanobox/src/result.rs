@@ -82,6 +82,7 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn new(
         stdout: Vec<u8>,
         stderr: Vec<u8>,

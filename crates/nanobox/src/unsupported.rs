@@ -48,7 +48,17 @@ pub(crate) fn collect(
 }
 
 pub(crate) fn probe() -> Probe {
-    Probe::new(std::env::consts::OS, Vec::new())
+    Probe::new(
+        std::env::consts::OS,
+        vec![crate::probe::Check {
+            name: "sandbox backend".into(),
+            status: crate::probe::CheckStatus::Missing,
+            detail: format!("nanobox has no backend for {} yet", std::env::consts::OS),
+            required: true,
+            used: false,
+            fix: Some("run nanobox on Linux; macOS and Windows backends are planned".into()),
+        }],
+    )
 }
 
 impl Process {

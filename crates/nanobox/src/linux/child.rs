@@ -370,11 +370,20 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
         }
         // Dispositions set to "ignore" survive execve; the caller's (Python ignores SIGPIPE) must
         // not leak into the program.
-        for sig in 1..libc::SIGRTMAX() {
+        // The raw syscall: glibc's wrappers refuse the signals it reserves for itself (32, 33),
+        // which can still be ignored in the caller. A zeroed kernel sigaction is SIG_DFL.
+        let dfl = [0u64; 4];
+        for sig in 1..=64 {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
-            libc::signal(sig, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8,
+            );
         }
         libc::umask(0o022);
     }

@@ -1,0 +1,139 @@
+//! Shared helpers for the integration tests: temp dirs, and running a test body again under an
+//! unprivileged uid, so that every isolation property is checked both as root and as a user.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// The uid and gid the unprivileged runs use.
+pub const USER: u32 = 65534;
+
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+pub fn is_root() -> bool {
+    euid() == 0
+}
+
+/// A directory under /tmp removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "nanobox-test-{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A copy of this test binary that uid 65534 can execute.
+fn user_copy() -> &'static Path {
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("nanobox-testbin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let dst = dir.join(exe.file_name().unwrap());
+        std::fs::copy(&exe, &dst).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dst
+    })
+}
+
+/// Run the ignored test `name` (a full path like `module::body_entry`) of this binary as uid
+/// 65534 with no supplementary groups, and assert that it ran and passed. When this process is not
+/// root it already is unprivileged, and `name` is run in-process by the caller instead.
+pub fn rerun_as_user(name: &str) {
+    assert!(is_root(), "rerun_as_user needs root");
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={USER}"),
+            &format!("--regid={USER}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(user_copy())
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .current_dir("/")
+        .env("NANOBOX_TEST_AS_USER", "1")
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} as uid {USER} failed:\n{stdout}\n{stderr}"
+    );
+}
+
+/// Define a property test that runs as root (in-process) and as uid 65534 (re-executed).
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body() $body
+
+            #[test]
+            fn as_root() {
+                if !$crate::common::is_root() {
+                    eprintln!("skipped: not running as root; `as_user` covers this process's uid");
+                    return;
+                }
+                body()
+            }
+
+            #[test]
+            fn as_user() {
+                if $crate::common::is_root() {
+                    let path = concat!(module_path!(), "::body_entry");
+                    let name = path.split_once("::").map(|(_, r)| r).unwrap_or(path);
+                    $crate::common::rerun_as_user(name);
+                } else {
+                    body()
+                }
+            }
+
+            #[test]
+            #[ignore = "entry point of `as_user`, which runs it under uid 65534"]
+            fn body_entry() {
+                body()
+            }
+        }
+    };
+}
