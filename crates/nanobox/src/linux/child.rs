@@ -231,10 +231,10 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
     // Non-dumpable from here on: the program can never open /proc/1/{exe,mem,environ,root} of
     // this copy of the caller. (Not earlier: an unprivileged parent could then not open our
     // /proc/PID/uid_map, which the kernel gives to root once a process is non-dumpable.)
-    if rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .is_err()
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
-        step_fail(rep, Step::Dumpable, last_errno());
+        step_fail(rep, Step::Dumpable, e.raw_os_error());
     }
 
     // Become the sandbox user, keeping the capabilities of our own user namespace for the setup.
@@ -387,8 +387,8 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
         }
         libc::umask(0o022);
     }
-    if rustix::process::setsid().is_err() {
-        step_fail(rep, Step::Session, last_errno());
+    if let Err(e) = rustix::process::setsid() {
+        step_fail(rep, Step::Session, e.raw_os_error());
     }
     // Move the three stdio sources above 2 first, so that none is overwritten by another's dup2.
     let srcs = [a.stdin, a.stdout, a.stderr];
@@ -411,17 +411,17 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
     if unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) } != 0 {
         step_fail(rep, Step::CloseFds, last_errno());
     }
-    if rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .is_err()
+    if let Err(e) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
     {
-        step_fail(rep, Step::DeathSignal, last_errno());
+        step_fail(rep, Step::DeathSignal, e.raw_os_error());
     }
     // SAFETY: getppid is a plain syscall.
     if unsafe { libc::getppid() } != 1 {
         exit(1); // init is already gone
     }
-    if rustix::thread::set_no_new_privs(true).is_err() {
-        step_fail(rep, Step::NoNewPrivs, last_errno());
+    if let Err(e) = rustix::thread::set_no_new_privs(true) {
+        step_fail(rep, Step::NoNewPrivs, e.raw_os_error());
     }
     let locked = CapabilitiesSecureBits::NO_ROOT
         | CapabilitiesSecureBits::NO_ROOT_LOCKED
@@ -430,8 +430,8 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
         | CapabilitiesSecureBits::KEEP_CAPS_LOCKED
         | CapabilitiesSecureBits::NO_CAP_AMBIENT_RAISE
         | CapabilitiesSecureBits::NO_CAP_AMBIENT_RAISE_LOCKED;
-    if rustix::thread::set_capabilities_secure_bits(locked).is_err() {
-        step_fail(rep, Step::SecureBits, last_errno());
+    if let Err(e) = rustix::thread::set_capabilities_secure_bits(locked) {
+        step_fail(rep, Step::SecureBits, e.raw_os_error());
     }
     for cap in 0..=a.cap_last {
         // SAFETY: prctl(PR_CAPBSET_DROP) takes a capability number; numbers up to cap_last exist.
@@ -439,19 +439,19 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
             step_fail(rep, Step::BoundingSet, last_errno());
         }
     }
-    if rustix::thread::clear_ambient_capability_set().is_err() {
-        step_fail(rep, Step::Capabilities, last_errno());
+    if let Err(e) = rustix::thread::clear_ambient_capability_set() {
+        step_fail(rep, Step::Capabilities, e.raw_os_error());
     }
     let none = CapabilitySets {
         effective: CapabilitySet::empty(),
         permitted: CapabilitySet::empty(),
         inheritable: CapabilitySet::empty(),
     };
-    if rustix::thread::set_capabilities(None, none).is_err() {
-        step_fail(rep, Step::Capabilities, last_errno());
+    if let Err(e) = rustix::thread::set_capabilities(None, none) {
+        step_fail(rep, Step::Capabilities, e.raw_os_error());
     }
-    if rustix::process::chdir(a.workdir).is_err() {
-        step_fail(rep, Step::WorkingDir, last_errno());
+    if let Err(e) = rustix::process::chdir(a.workdir) {
+        step_fail(rep, Step::WorkingDir, e.raw_os_error());
     }
     let mut err = libc::ENOENT;
     for (i, path) in a.exec_paths.iter().enumerate() {

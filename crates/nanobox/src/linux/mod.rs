@@ -124,9 +124,21 @@ fn stdin_fd(stdin: &Stdin) -> Result<OwnedFd> {
             rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0)).map_err(ctx)?;
             Ok(fd)
         }
-        Stdin::File(p) => std::fs::File::open(p)
-            .map(OwnedFd::from)
-            .map_err(|e| Error::io(format!("opening stdin file {}", p.display()), e)),
+        Stdin::File(p) => {
+            let f = std::fs::File::open(p)
+                .map_err(|e| Error::io(format!("opening stdin file {}", p.display()), e))?;
+            if rustix::termios::isatty(&f) {
+                return Err(Error::InvalidOption {
+                    option: "stdin",
+                    reason: format!(
+                        "{} is a terminal; the program could drive it with ioctls. Pass a pipe \
+                         or a regular file instead",
+                        p.display()
+                    ),
+                });
+            }
+            Ok(OwnedFd::from(f))
+        }
         Stdin::Fd(fd) => {
             if rustix::termios::isatty(fd) {
                 return Err(Error::InvalidOption {

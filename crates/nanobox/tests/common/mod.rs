@@ -63,6 +63,12 @@ fn user_copy() -> &'static Path {
         let dst = dir.join(exe.file_name().unwrap());
         std::fs::copy(&exe, &dst).unwrap();
         std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+        extern "C" fn remove_copy() {
+            let dir = std::env::temp_dir().join(format!("nanobox-testbin-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        // SAFETY: registers a plain function to run at process exit.
+        unsafe { libc::atexit(remove_copy) };
         dst
     })
 }
