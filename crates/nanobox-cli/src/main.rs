@@ -1,1 +1,302 @@
-fn main() {}
+//! `nanobox`: run a program in a sandbox from the command line.
+//!
+//! `nanobox run [OPTIONS] [--] PROGRAM [ARGS...]` and `nanobox doctor [--json]`. The command-line
+//! contract (options, JSON report, exit statuses) is in the project notes; `nanobox --help` and
+//! `nanobox run --help` describe it.
+
+mod parse;
+mod stdio;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::builder::{OsStringValueParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+use nanobox::{Outcome, Permission, Sandbox};
+
+use parse::MountSpec;
+
+/// Exit status when the sandbox could not be set up.
+const EXIT_SETUP: u8 = 125;
+/// Exit status when PROGRAM exists but cannot be executed.
+const EXIT_NOT_EXECUTABLE: u8 = 126;
+/// Exit status when PROGRAM is not found.
+const EXIT_NOT_FOUND: u8 = 127;
+/// Exit status when the wall-clock limit (--timeout) ended the run.
+const EXIT_TIMEOUT: u8 = 124;
+/// Exit status when the output limit (--max-output) ended the run (as for a SIGKILL).
+const EXIT_OUTPUT_LIMIT: u8 = 137;
+
+const MAIN_HELP: &str = "\
+EXAMPLES:
+  nanobox run -- python3 -c 'print(\"hello\")'
+  nanobox run --ro ./data:/data --timeout 30s -- python3 /data/script.py
+  nanobox run --json --max-output 1M -- sh -c 'echo out; echo err >&2'
+  nanobox doctor
+
+Run `nanobox run --help` for every option, the JSON report and the exit statuses.";
+
+const RUN_HELP: &str = "\
+DEFAULTS:
+  The program sees the host's system directories (/usr, /bin, /lib, /lib64, /sbin) and a safe /etc
+  read-only, a private size-bounded /tmp (its working directory unless --workdir is given), its own
+  /proc and a minimal /dev. It has no network, runs as an unprivileged user with no capabilities,
+  and gets a minimal environment (PATH, HOME, LANG, PWD) with nothing from the caller's. There is
+  no time limit unless --timeout is given.
+
+VALUES:
+  DURATION  a number and a unit: ms, s, m or h (30s, 1500ms, 2m, 1.5h); a bare number is seconds.
+  SIZE      a number and a binary unit: K, M, G or T (512K = 524288 bytes, 256M, 1G), also written
+            KB/KiB, MB/MiB, ...; a bare number (or a B suffix) is bytes.
+  FILE      for --stdin: a host file, or '-' for this command's own stdin (a pipe or file is
+            handed over as it is; a terminal is relayed through a pipe, never given to the program).
+  HOST[:SANDBOX]
+            a host path and where it appears in the sandbox (an absolute path). Without SANDBOX it
+            appears at the same path (a relative HOST at its absolute path). Write a ':' that is
+            part of a path as '\\:' and a '\\' just before a separating ':' as '\\\\'.
+
+OUTPUT:
+  Without --json the program's stdout and stderr are passed through as they are produced, with no
+  cap unless --max-output is given. With --json its output is captured (64M per stream unless
+  --max-output is given) and one JSON object is printed on stdout:
+    {\"status\": \"exited\" | \"signaled\" | \"wall_time_limit\" | \"output_limit\",
+     \"exit_code\": N or null (null unless status is \"exited\"),
+     \"signal\": N or null (null unless the program died of a signal),
+     \"stdout\": \"...\", \"stderr\": \"...\" (UTF-8, invalid bytes replaced),
+     \"stdout_truncated\": bool, \"stderr_truncated\": bool, \"wall_time_ms\": number}
+
+EXIT STATUS (also with --json):
+  N        the program's own exit code
+  128+N    the program was killed by signal N
+  124      the --timeout limit ended the run
+  137      the --max-output limit ended the run (the program was stopped as with SIGKILL)
+  125      the sandbox could not be set up (a message on stderr says why)
+  126      PROGRAM exists but cannot be executed
+  127      PROGRAM was not found in the sandbox
+  2        a malformed command line (nothing was run)
+
+EXAMPLES:
+  nanobox run -- python3 -c 'print(\"hello\")'
+  nanobox run python3 -c 'import sys; print(sys.version)'
+  nanobox run --ro ~/project:/src --workdir /src -- make test
+  nanobox run --rw ./out:/out --env MODE=fast -- sh -c 'date > /out/stamp'
+  nanobox run --stdin input.txt --timeout 2s -- python3 /usr/share/doc/solve.py
+  echo hi | nanobox run --stdin - -- cat
+  nanobox run --ro '/mnt/c\\:drive:/drive' -- ls /drive
+  nanobox run --json --timeout 1500ms --max-output 512K -- ./a.out";
+
+const DOCTOR_HELP: &str = "\
+Exits with 0 when runs can start on this host, 1 when a required feature is missing.
+
+EXAMPLES:
+  nanobox doctor
+  nanobox doctor --json";
+
+/// Run untrusted programs in a lightweight sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "nanobox", version, after_help = MAIN_HELP, subcommand_required = true,
+          arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run PROGRAM with ARGS in a fresh sandbox
+    #[command(after_help = RUN_HELP, override_usage = "nanobox run [OPTIONS] [--] PROGRAM [ARGS]...")]
+    Run(Box<RunArgs>),
+    /// Report what this host supports and whether runs can start
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Bind HOST read-only at SANDBOX (default: the same path); repeatable
+    #[arg(long = "ro", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
+    ro: Vec<MountSpec>,
+
+    /// Bind HOST read-write at SANDBOX (default: the same path); changes reach the host; repeatable
+    #[arg(long = "rw", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
+    rw: Vec<MountSpec>,
+
+    /// Working directory inside the sandbox (default: /tmp); PWD is set to it
+    #[arg(long, value_name = "PATH", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::sandbox_path(&s)))]
+    workdir: Option<PathBuf>,
+
+    /// Wall-clock limit, e.g. 30s, 1500ms, 2m (exit status 124 when it fires)
+    #[arg(long, value_name = "DURATION", help_heading = "Limits", value_parser = parse::duration)]
+    timeout: Option<Duration>,
+
+    /// Cap on stdout and on stderr, each, e.g. 512K, 256M, 1G (exit status 137 when it fires)
+    #[arg(long, value_name = "SIZE", help_heading = "Limits", value_parser = parse::size)]
+    max_output: Option<u64>,
+
+    /// No network at all: only a private loopback interface (the default)
+    #[arg(long, help_heading = "Network")]
+    no_network: bool,
+
+    /// Set an environment variable; the environment otherwise starts minimal; repeatable
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Process", value_parser = parse::env_pair)]
+    env: Vec<(String, String)>,
+
+    /// Feed FILE to the program's stdin ('-' = this command's own stdin; default: empty)
+    #[arg(long, value_name = "FILE", help_heading = "Process")]
+    stdin: Option<PathBuf>,
+
+    /// Hostname inside the sandbox (default: nanobox)
+    #[arg(long, value_name = "NAME", help_heading = "Process")]
+    hostname: Option<String>,
+
+    /// Print one JSON run report on stdout instead of passing the output through
+    #[arg(long, help_heading = "Output")]
+    json: bool,
+
+    /// PROGRAM and its ARGS. PROGRAM is looked up in the sandbox's PATH unless it contains a '/';
+    /// everything after it is passed on as it is, also words that start with '-'
+    #[arg(value_name = "PROGRAM", required = true, num_args = 1.., trailing_var_arg = true)]
+    program: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Print the report as one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run(*args),
+        Command::Doctor(args) => doctor(args),
+    }
+}
+
+fn doctor(args: DoctorArgs) -> ExitCode {
+    let probe = Sandbox::probe();
+    if args.json {
+        match serde_json::to_string(&probe) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("nanobox: cannot encode the report: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        println!("{probe}");
+    }
+    ExitCode::from(if probe.ready { 0 } else { 1 })
+}
+
+/// Print `nanobox: {e}` on stderr and map the error to its exit status.
+fn fail(e: &nanobox::Error) -> ExitCode {
+    eprintln!("nanobox: {e}");
+    ExitCode::from(match e {
+        nanobox::Error::ProgramNotFound { .. } => EXIT_NOT_FOUND,
+        nanobox::Error::ProgramNotExecutable { .. } => EXIT_NOT_EXECUTABLE,
+        _ => EXIT_SETUP,
+    })
+}
+
+fn exit_status(outcome: Outcome) -> ExitCode {
+    ExitCode::from(match outcome {
+        Outcome::Exited(c) => u8::try_from(c).unwrap_or(255),
+        Outcome::Signaled(n) => u8::try_from(128 + n).unwrap_or(255),
+        Outcome::WallTimeLimit => EXIT_TIMEOUT,
+        Outcome::OutputLimit => EXIT_OUTPUT_LIMIT,
+    })
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let mut builder = Sandbox::builder().no_network();
+    let mounts = args
+        .ro
+        .iter()
+        .map(|m| (m, Permission::ReadOnly))
+        .chain(args.rw.iter().map(|m| (m, Permission::ReadWrite)));
+    for (spec, permission) in mounts {
+        let target = match spec.target() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!(
+                    "nanobox: cannot make the mount source {} absolute: {e}",
+                    spec.host.display()
+                );
+                return ExitCode::from(EXIT_SETUP);
+            }
+        };
+        builder = builder.mount(&spec.host, target, permission);
+    }
+    if let Some(dir) = &args.workdir {
+        builder = builder.working_dir(dir);
+    }
+    builder = builder.envs(args.env.iter().cloned());
+    if let Some(t) = args.timeout {
+        builder = builder.wall_time_limit(t);
+    }
+    // Passed-through output has no cap unless one is asked for; --json keeps the library's default.
+    match (args.max_output, args.json) {
+        (Some(n), _) => builder = builder.output_limit(n),
+        (None, false) => builder = builder.output_limit(u64::MAX),
+        (None, true) => {}
+    }
+    if let Some(name) = &args.hostname {
+        builder = builder.hostname(name.clone());
+    }
+    match stdio::stdin_for(args.stdin.as_deref()) {
+        Ok(stdin) => builder = builder.stdin(stdin),
+        Err(msg) => {
+            eprintln!("nanobox: {msg}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    }
+    let sandbox = match builder.build() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+
+    let (program, rest) = args.program.split_first().expect("clap requires PROGRAM");
+    if args.json {
+        let result = match sandbox.run(program, rest) {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        };
+        match serde_json::to_string(&result) {
+            Ok(s) => {
+                let mut out = std::io::stdout().lock();
+                // A closed stdout leaves nothing to report to; the exit status still tells.
+                let _ = writeln!(out, "{s}").and_then(|()| out.flush());
+            }
+            Err(e) => {
+                eprintln!("nanobox: cannot encode the run report: {e}");
+                return ExitCode::from(EXIT_SETUP);
+            }
+        }
+        exit_status(result.outcome)
+    } else {
+        let outcome = match stdio::run_streaming(&sandbox, program, rest) {
+            Ok(o) => o,
+            Err(e) => return fail(&e),
+        };
+        match outcome {
+            Outcome::WallTimeLimit => eprintln!(
+                "nanobox: the program was stopped by the wall-clock limit (--timeout {:?})",
+                args.timeout.unwrap_or_default()
+            ),
+            Outcome::OutputLimit => eprintln!(
+                "nanobox: the program was stopped by the output limit (--max-output {} bytes)",
+                args.max_output.unwrap_or(u64::MAX)
+            ),
+            _ => {}
+        }
+        exit_status(outcome)
+    }
+}

@@ -1,0 +1,345 @@
+//! Parsers for option values: durations, sizes, `HOST[:SANDBOX]` mount specs and `KEY=VALUE`.
+//!
+//! Each returns `Err(reason)`; clap puts the option's name in front of it and exits with status 2.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// A decimal number split into its integer digits and its fraction digits, plus the rest (the unit).
+fn split_number(s: &str) -> Result<(&str, &str, &str), String> {
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(end);
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty() {
+        return Err("it does not start with a number".into());
+    }
+    if frac.contains('.') {
+        return Err("the number has more than one '.'".into());
+    }
+    Ok((int, frac, unit))
+}
+
+/// `int.frac * unit`, rounded down; `None` on overflow of `u64`.
+fn scale(int: &str, frac: &str, unit: u128) -> Option<u64> {
+    let mut total: u128 = 0;
+    for d in int.bytes() {
+        total = total.checked_mul(10)?.checked_add(u128::from(d - b'0'))?;
+    }
+    total = total.checked_mul(unit)?;
+    // Fraction digits beyond 30 cannot change the result for any unit used here.
+    let mut num: u128 = 0;
+    let mut den: u128 = 1;
+    for d in frac.bytes().take(30) {
+        num = num * 10 + u128::from(d - b'0');
+        den *= 10;
+    }
+    total = total.checked_add(num.checked_mul(unit)? / den)?;
+    u64::try_from(total).ok()
+}
+
+/// A duration: a number followed by `ms`, `s`, `m` or `h` (a bare number is seconds); decimals are
+/// allowed (`1.5s`). Zero is refused.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let (int, frac, unit) = split_number(s)?;
+    const NS: u128 = 1_000_000_000;
+    let unit_ns = match unit {
+        "ms" => 1_000_000,
+        "" | "s" => NS,
+        "m" => 60 * NS,
+        "h" => 3600 * NS,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}; use ms, s, m or h (e.g. 30s, 1500ms, 2m)"
+            ))
+        }
+    };
+    let ns = scale(int, frac, unit_ns).ok_or("the duration is too long")?;
+    if ns == 0 {
+        return Err("it must be longer than zero".into());
+    }
+    Ok(Duration::from_nanos(ns))
+}
+
+/// A size in bytes: a number followed by `K`, `M`, `G` or `T` (binary units, case-insensitive,
+/// optionally followed by `B` or `iB`); a bare number or a `B` suffix is bytes. Decimals are
+/// allowed (`1.5M`) and rounded down to whole bytes. Zero is refused.
+pub fn size(s: &str) -> Result<u64, String> {
+    let (int, frac, unit) = split_number(s)?;
+    let lower = unit.to_ascii_lowercase();
+    let prefix = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b').filter(|p| !p.is_empty()))
+        .unwrap_or(&lower);
+    let mult: u128 = match (prefix, lower.as_str()) {
+        (_, "" | "b") => 1,
+        ("k", _) => 1 << 10,
+        ("m", _) => 1 << 20,
+        ("g", _) => 1 << 30,
+        ("t", _) => 1 << 40,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?}; use K, M, G or T (binary units, e.g. 512K, 256M, 1G) \
+                 or no unit for bytes"
+            ))
+        }
+    };
+    let n = scale(int, frac, mult).ok_or("the size is too large")?;
+    if n == 0 {
+        return Err("it must be at least 1 byte".into());
+    }
+    Ok(n)
+}
+
+/// A `KEY=VALUE` pair for `--env`.
+pub fn env_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some(("", _)) => Err("the variable name before '=' is empty".into()),
+        Some((k, v)) => Ok((k.to_string(), v.to_string())),
+        None => Err("expected KEY=VALUE (no '=' found)".into()),
+    }
+}
+
+/// A sandbox path given on the command line: it must be absolute.
+pub fn sandbox_path(s: &OsStr) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if s.is_empty() {
+        return Err("the path is empty".into());
+    }
+    if !p.is_absolute() {
+        return Err(format!(
+            "{} is relative; paths inside the sandbox must start with '/'",
+            p.display()
+        ));
+    }
+    Ok(p)
+}
+
+/// A parsed `--ro`/`--rw` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// The host path, unescaped, as given (relative paths are relative to the CLI's directory).
+    pub host: PathBuf,
+    /// The sandbox path, if one was given after an unescaped ':'.
+    pub sandbox: Option<PathBuf>,
+}
+
+impl MountSpec {
+    /// Where the mount appears: the SANDBOX part, or else the host path made absolute (lexically,
+    /// without following symlinks).
+    pub fn target(&self) -> std::io::Result<PathBuf> {
+        match &self.sandbox {
+            Some(p) => Ok(p.clone()),
+            None => Ok(lexical_normalize(&std::path::absolute(&self.host)?)),
+        }
+    }
+}
+
+/// Resolve `.` and `..` components by text alone.
+fn lexical_normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `HOST[:SANDBOX]`, where a ':' inside a path is written `\:` and a backslash before a ':' that
+/// should stay a separator is written `\\`. Any other backslash is kept as it is.
+pub fn mount_spec(s: &OsStr) -> Result<MountSpec, String> {
+    let bytes = os_bytes(s)?;
+    let mut parts: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'\\', Some(&c @ (b':' | b'\\'))) => {
+                parts.last_mut().expect("one part").push(c);
+                i += 2;
+            }
+            (b':', _) => {
+                parts.push(Vec::new());
+                i += 1;
+            }
+            (c, _) => {
+                parts.last_mut().expect("one part").push(c);
+                i += 1;
+            }
+        }
+    }
+    if parts.len() > 2 {
+        return Err(
+            "more than one unescaped ':'; expected HOST[:SANDBOX] (write a ':' inside a path as \\:)"
+                .into(),
+        );
+    }
+    let mut parts = parts.into_iter();
+    let host = parts.next().expect("one part");
+    if host.is_empty() {
+        return Err("the HOST path is empty; expected HOST[:SANDBOX]".into());
+    }
+    let sandbox = match parts.next() {
+        None => None,
+        Some(p) if p.is_empty() => {
+            return Err("the SANDBOX path after ':' is empty; expected HOST[:SANDBOX]".into())
+        }
+        Some(p) => Some(sandbox_path(&bytes_os(p))?),
+    };
+    Ok(MountSpec {
+        host: PathBuf::from(bytes_os(host)),
+        sandbox,
+    })
+}
+
+#[cfg(unix)]
+fn os_bytes(s: &OsStr) -> Result<Vec<u8>, String> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(s.as_bytes().to_vec())
+}
+#[cfg(unix)]
+fn bytes_os(b: Vec<u8>) -> OsString {
+    use std::os::unix::ffi::OsStringExt;
+    OsString::from_vec(b)
+}
+#[cfg(not(unix))]
+fn os_bytes(s: &OsStr) -> Result<Vec<u8>, String> {
+    s.to_str()
+        .map(|s| s.as_bytes().to_vec())
+        .ok_or_else(|| "the path is not valid Unicode".to_string())
+}
+#[cfg(not(unix))]
+fn bytes_os(b: Vec<u8>) -> OsString {
+    // Only ASCII ':' and '\' were removed from valid UTF-8, so it is still valid UTF-8.
+    OsString::from(String::from_utf8(b).expect("still UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration(".5s"), Ok(Duration::from_millis(500)));
+        for bad in [
+            "",
+            "abc",
+            "s",
+            "1x",
+            "1.2.3s",
+            "0s",
+            "0",
+            "-1s",
+            "1 s",
+            "99999999999999h",
+        ] {
+            assert!(duration(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("512K"), Ok(512 << 10));
+        assert_eq!(size("256M"), Ok(256 << 20));
+        assert_eq!(size("1G"), Ok(1 << 30));
+        assert_eq!(size("1g"), Ok(1 << 30));
+        assert_eq!(size("2T"), Ok(2 << 40));
+        assert_eq!(size("1KiB"), Ok(1024));
+        assert_eq!(size("1KB"), Ok(1024));
+        assert_eq!(size("100"), Ok(100));
+        assert_eq!(size("100B"), Ok(100));
+        assert_eq!(size("1.5K"), Ok(1536));
+        assert_eq!(size("18446744073709551615"), Ok(u64::MAX));
+        for bad in [
+            "",
+            "12Q",
+            "K",
+            "0",
+            "0K",
+            "1.2.3M",
+            "-5",
+            "1 M",
+            "1iB",
+            "1KK",
+            "16777216T",
+            "18446744073709551616",
+        ] {
+            assert!(size(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn env_pairs() {
+        assert_eq!(env_pair("A=1"), Ok(("A".into(), "1".into())));
+        assert_eq!(env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert_eq!(env_pair("A="), Ok(("A".into(), "".into())));
+        assert!(env_pair("A").is_err());
+        assert!(env_pair("=1").is_err());
+    }
+
+    fn spec(s: &str) -> Result<MountSpec, String> {
+        mount_spec(OsStr::new(s))
+    }
+
+    #[test]
+    fn mount_specs() {
+        assert_eq!(
+            spec("/a/b"),
+            Ok(MountSpec {
+                host: "/a/b".into(),
+                sandbox: None
+            })
+        );
+        assert_eq!(
+            spec("/a:/data"),
+            Ok(MountSpec {
+                host: "/a".into(),
+                sandbox: Some("/data".into())
+            })
+        );
+        assert_eq!(
+            spec(r"/x\:y:/in\:side"),
+            Ok(MountSpec {
+                host: "/x:y".into(),
+                sandbox: Some("/in:side".into())
+            })
+        );
+        assert_eq!(
+            spec(r"/x\\:/d"),
+            Ok(MountSpec {
+                host: r"/x\".into(),
+                sandbox: Some("/d".into())
+            })
+        );
+        assert_eq!(spec(r"/a\b").unwrap().host, PathBuf::from(r"/a\b"));
+        for bad in ["", ":/d", "/a:", "/a:b", "/a:/b:/c"] {
+            assert!(spec(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn default_target_is_the_absolute_host_path() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            spec("/a/./b/../c").unwrap().target().unwrap(),
+            PathBuf::from("/a/c")
+        );
+        assert_eq!(spec("sub").unwrap().target().unwrap(), cwd.join("sub"));
+        assert_eq!(
+            spec("/h:/s").unwrap().target().unwrap(),
+            PathBuf::from("/s")
+        );
+    }
+}

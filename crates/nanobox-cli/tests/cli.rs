@@ -1,0 +1,689 @@
+//! End-to-end tests of the `nanobox` binary: each runs the built CLI as a separate process.
+//!
+//! They need a Linux host where user namespaces work (as root and as an unprivileged user).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nanobox");
+
+fn nanobox() -> Command {
+    let mut c = Command::new(BIN);
+    c.stdin(Stdio::null());
+    c
+}
+
+/// Run `nanobox ARGS` to completion.
+fn run(args: &[&str]) -> Output {
+    nanobox().args(args).output().expect("start nanobox")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert the exit status, showing the output when it differs.
+#[track_caller]
+fn assert_code(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// The one-line JSON report printed by `run --json`.
+#[track_caller]
+fn report(o: &Output) -> Value {
+    let text = stdout(o);
+    assert_eq!(
+        text.matches('\n').count(),
+        1,
+        "expected one line of JSON, got {text:?}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "nanobox-cli-test-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn join(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+    fn str(&self) -> &str {
+        self.0.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn hello_prints_exactly_hello() {
+    let o = run(&["run", "--", "python3", "-c", "print('hello')"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "hello\n");
+}
+
+#[test]
+fn args_starting_with_dash_reach_the_program() {
+    // Without `--`, everything after PROGRAM is the program's, also `--json` and `--`.
+    let o = run(&[
+        "run",
+        "python3",
+        "-c",
+        "import sys; print(sys.argv[1:])",
+        "-x",
+        "--json",
+        "--",
+        "z",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "['-x', '--json', '--', 'z']\n");
+    let o = run(&["run", "--", "echo", "--", "-n", "hi"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "-- -n hi\n");
+}
+
+#[test]
+fn exit_code_is_passed_through() {
+    let o = run(&["run", "--", "sh", "-c", "exit 7"]);
+    assert_code(&o, 7);
+}
+
+#[test]
+fn death_by_signal_exits_128_plus_n() {
+    let o = run(&["run", "--", "sh", "-c", "kill -TERM $$"]);
+    assert_code(&o, 128 + 15);
+}
+
+#[test]
+fn timeout_ends_the_run_with_124() {
+    let t = Instant::now();
+    let o = run(&["run", "--timeout", "1s", "--", "sleep", "30"]);
+    let took = t.elapsed();
+    assert_code(&o, 124);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(took >= Duration::from_millis(900), "took {took:?}");
+}
+
+#[test]
+fn json_report_of_an_exited_program() {
+    let o = run(&[
+        "run",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_code(&o, 3);
+    let v = report(&o);
+    assert_eq!(v["status"], "exited");
+    assert_eq!(v["exit_code"], 3);
+    assert_eq!(v["signal"], Value::Null);
+    assert_eq!(v["stdout"], "out\n");
+    assert_eq!(v["stderr"], "err\n");
+    assert_eq!(v["stdout_truncated"], false);
+    assert_eq!(v["stderr_truncated"], false);
+    let ms = v["wall_time_ms"]
+        .as_f64()
+        .expect("wall_time_ms is a number");
+    assert!((0.0..10_000.0).contains(&ms), "wall_time_ms {ms}");
+}
+
+#[test]
+fn json_report_of_a_signaled_program() {
+    let o = run(&[
+        "run",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "echo before; kill -TERM $$",
+    ]);
+    assert_code(&o, 143);
+    let v = report(&o);
+    assert_eq!(v["status"], "signaled");
+    assert_eq!(v["exit_code"], Value::Null);
+    assert_eq!(v["signal"], 15);
+    assert_eq!(v["stdout"], "before\n");
+}
+
+#[test]
+fn json_report_of_a_wall_time_limit() {
+    let t = Instant::now();
+    let o = run(&[
+        "run",
+        "--json",
+        "--timeout",
+        "300ms",
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 30",
+    ]);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_code(&o, 124);
+    let v = report(&o);
+    assert_eq!(v["status"], "wall_time_limit");
+    assert_eq!(v["exit_code"], Value::Null);
+    assert_eq!(v["signal"], Value::Null);
+    assert_eq!(v["stdout"], "started\n");
+    let ms = v["wall_time_ms"]
+        .as_f64()
+        .expect("wall_time_ms is a number");
+    assert!((250.0..5_000.0).contains(&ms), "wall_time_ms {ms}");
+}
+
+#[test]
+fn json_report_of_an_output_limit() {
+    let o = run(&[
+        "run",
+        "--json",
+        "--max-output",
+        "1K",
+        "--",
+        "python3",
+        "-c",
+        "import sys; sys.stdout.write('x' * 1000000)",
+    ]);
+    assert_code(&o, 137);
+    let v = report(&o);
+    assert_eq!(v["status"], "output_limit");
+    assert_eq!(v["exit_code"], Value::Null);
+    assert_eq!(v["stdout_truncated"], true);
+    assert_eq!(v["stderr_truncated"], false);
+    assert_eq!(
+        v["stdout"].as_str().expect("stdout is a string"),
+        "x".repeat(1024)
+    );
+}
+
+#[test]
+fn passed_through_output_is_cut_at_max_output() {
+    let o = run(&[
+        "run",
+        "--max-output",
+        "1K",
+        "--",
+        "python3",
+        "-c",
+        "import sys; sys.stdout.write('x' * 1000000)",
+    ]);
+    assert_code(&o, 137);
+    assert_eq!(o.stdout.len(), 1024);
+}
+
+#[test]
+fn passed_through_output_has_no_default_cap() {
+    // More than the 64 MiB that --json (and the library) would keep by default.
+    let n = 64 * 1024 * 1024 + 4096;
+    let code = format!("import sys; sys.stdout.buffer.write(b'y' * {n})");
+    let o = run(&["run", "--", "python3", "-c", &code]);
+    assert_code(&o, 0);
+    assert_eq!(o.stdout.len(), n);
+}
+
+#[test]
+fn program_not_found_exits_127_with_a_message() {
+    let o = run(&["run", "--", "no-such-program-xyz"]);
+    assert_code(&o, 127);
+    let e = stderr(&o);
+    assert!(e.starts_with("nanobox: "), "{e}");
+    assert!(e.contains("no-such-program-xyz"), "{e}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn program_not_found_exits_127_also_with_json() {
+    let o = run(&["run", "--json", "--", "/no/such/program"]);
+    assert_code(&o, 127);
+    assert!(stderr(&o).contains("/no/such/program"));
+}
+
+#[test]
+fn non_executable_program_exits_126() {
+    let dir = TempDir::new("noexec");
+    std::fs::write(dir.join("script"), "#!/bin/sh\necho ran\n").unwrap();
+    // 0644: readable, not executable.
+    let f = dir.join("script");
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let spec = format!("{}:/box", dir.str());
+    let o = run(&["run", "--ro", &spec, "--", "/box/script"]);
+    assert_code(&o, 126);
+    assert!(stderr(&o).contains("/box/script"), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("ran"));
+}
+
+#[test]
+fn malformed_values_exit_2_naming_the_option_and_nothing_runs() {
+    let dir = TempDir::new("malformed");
+    let rw = format!("{}:/out", dir.str());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--timeout", "abc"], "--timeout"),
+        (&["--timeout", "0s"], "--timeout"),
+        (&["--max-output", "12Q"], "--max-output"),
+        (&["--ro", "/a:/b:/c"], "--ro"),
+        (&["--ro", "/tmp:relative"], "--ro"),
+        (&["--rw", ""], "--rw"),
+        (&["--env", "NOEQUALS"], "--env"),
+        (&["--workdir", "relative"], "--workdir"),
+        (&["--no-such-option"], "--no-such-option"),
+    ];
+    for (opts, name) in cases {
+        let mut args = vec!["run", "--rw", &rw];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["--", "sh", "-c", "touch /out/ran"]);
+        let o = run(&args);
+        assert_code(&o, 2);
+        assert!(stderr(&o).contains(name), "{opts:?}: {}", stderr(&o));
+        assert!(!dir.join("ran").exists(), "{opts:?}: the program ran");
+    }
+}
+
+#[test]
+fn options_of_later_versions_are_not_accepted() {
+    for opts in [
+        &["--memory", "1G"][..],
+        &["--cpus", "1"],
+        &["--cpu-time", "1s"],
+        &["--pids", "10"],
+        &["--file-size", "1M"],
+        &["--allow-net", "pypi.org"],
+        &["--preset", "agent"],
+        &["--workspace", "/tmp"],
+        &["--submission", "/tmp"],
+        &["--input", "/tmp"],
+        &["--output", "/tmp"],
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["--", "true"]);
+        let o = run(&args);
+        assert_code(&o, 2);
+    }
+    assert_code(&run(&["doctor", "--clean"]), 2);
+}
+
+#[test]
+fn missing_mount_source_is_a_setup_error_125_naming_the_path() {
+    let o = run(&["run", "--ro", "/no/such/dir-xyz:/in", "--", "true"]);
+    assert_code(&o, 125);
+    let e = stderr(&o);
+    assert!(e.starts_with("nanobox: "), "{e}");
+    assert!(e.contains("/no/such/dir-xyz"), "{e}");
+}
+
+#[test]
+fn ro_mount_is_readable_and_not_writable() {
+    let dir = TempDir::new("ro");
+    std::fs::write(dir.join("f"), "original\n").unwrap();
+    let spec = format!("{}:/in", dir.str());
+    let o = run(&[
+        "run",
+        "--ro",
+        &spec,
+        "--",
+        "sh",
+        "-c",
+        "cat /in/f; echo changed > /in/f && echo WROTE; touch /in/new && echo CREATED; true",
+    ]);
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    assert!(out.starts_with("original\n"), "{out}");
+    assert!(!out.contains("WROTE") && !out.contains("CREATED"), "{out}");
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("f")).unwrap(),
+        "original\n"
+    );
+    assert!(!dir.join("new").exists());
+}
+
+#[test]
+fn ro_without_sandbox_path_appears_at_the_host_path() {
+    let dir = TempDir::new("samepath");
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/f"), "same\n").unwrap();
+    // Absolute HOST: the same path inside.
+    let abs = dir.join("sub");
+    let abs = abs.to_str().unwrap();
+    let o = run(&["run", "--ro", abs, "--", "cat", &format!("{abs}/f")]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "same\n");
+    // Relative HOST: its absolute path inside.
+    let o = nanobox()
+        .current_dir(dir.path())
+        .args(["run", "--ro", "sub", "--", "cat", &format!("{abs}/f")])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "same\n");
+}
+
+#[test]
+fn rw_mount_writes_through_to_the_host() {
+    let dir = TempDir::new("rw");
+    std::fs::write(dir.join("f"), "old\n").unwrap();
+    let spec = format!("{}:/out", dir.str());
+    let o = run(&[
+        "run",
+        "--rw",
+        &spec,
+        "--",
+        "sh",
+        "-c",
+        "cat /out/f; echo new > /out/f; echo made > /out/g",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "old\n");
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "new\n");
+    assert_eq!(std::fs::read_to_string(dir.join("g")).unwrap(), "made\n");
+}
+
+#[test]
+fn escaped_colon_in_mount_paths() {
+    let dir = TempDir::new("colon");
+    std::fs::create_dir(dir.join("a:b")).unwrap();
+    std::fs::write(dir.join("a:b/f"), "colon\n").unwrap();
+    let spec = format!(r"{}/a\:b:/x\:y", dir.str());
+    let o = run(&[
+        "run",
+        "--rw",
+        &spec,
+        "--",
+        "sh",
+        "-c",
+        "cat /x:y/f; echo back > /x:y/g",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "colon\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("a:b/g")).unwrap(),
+        "back\n"
+    );
+}
+
+#[test]
+fn env_arrives_and_the_callers_env_does_not() {
+    let o = nanobox()
+        .env("NANOBOX_TEST_SECRET", "s3cret-value")
+        .args([
+            "run",
+            "--env",
+            "GREETING=hi there",
+            "--env",
+            "EMPTY=",
+            "--",
+            "env",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"GREETING=hi there"), "{out}");
+    assert!(lines.contains(&"EMPTY="), "{out}");
+    assert!(lines.contains(&"PWD=/tmp"), "{out}");
+    assert!(!out.contains("NANOBOX_TEST_SECRET"), "{out}");
+    assert!(!out.contains("s3cret-value"), "{out}");
+}
+
+#[test]
+fn stdin_file_is_fed_to_the_program() {
+    let dir = TempDir::new("stdin");
+    std::fs::write(dir.join("input"), "line one\nline two\n").unwrap();
+    let input = dir.join("input");
+    let o = run(&["run", "--stdin", input.to_str().unwrap(), "--", "cat"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "line one\nline two\n");
+}
+
+#[test]
+fn stdin_is_empty_by_default() {
+    // Even when the CLI's own stdin has data, the program reads nothing without --stdin.
+    let mut child = Command::new(BIN)
+        .args(["run", "--", "wc", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut w = child.stdin.take().unwrap();
+    let _ = w.write_all(b"not for the program\n");
+    drop(w);
+    let o = child.wait_with_output().unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o).trim(), "0");
+}
+
+#[test]
+fn stdin_dash_feeds_the_clis_own_stdin() {
+    let mut child = Command::new(BIN)
+        .args(["run", "--stdin", "-", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut w = child.stdin.take().unwrap();
+    w.write_all(b"piped in\n").unwrap();
+    drop(w);
+    let o = child.wait_with_output().unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "piped in\n");
+}
+
+/// A terminal on stdin is relayed through a pipe, both for `--stdin -` (the library refuses a
+/// terminal descriptor) and for a FILE that is a terminal (which the library would hand over as it
+/// is: the program could then drive the caller's terminal with ioctls). Drives the CLI through a pseudo-terminal made
+/// by a small Python helper on the host.
+#[test]
+fn stdin_terminal_is_relayed() {
+    const HELPER: &str = r#"
+import os, subprocess, sys
+m, s = os.openpty()
+prog = "import os, sys; print(os.isatty(0)); sys.stdout.write(sys.stdin.readline())"
+p = subprocess.Popen([sys.argv[1], "run", "--stdin", sys.argv[2], "--", "python3", "-c", prog],
+                     stdin=s, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(s)
+os.write(m, b"typed line\n")
+out, err = p.communicate(timeout=10)
+sys.stdout.write("%d|%s|%s" % (p.returncode, out.decode(), err.decode()))
+"#;
+    for arg in ["-", "/proc/self/fd/0"] {
+        let o = Command::new("python3")
+            .args(["-c", HELPER, BIN, arg])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "helper failed: {}", stderr(&o));
+        // The program reads the line, and what it reads is not a terminal.
+        assert_eq!(stdout(&o), "0|False\ntyped line\n|", "--stdin {arg}");
+    }
+}
+
+#[test]
+fn workdir_sets_cwd_and_pwd() {
+    let dir = TempDir::new("workdir");
+    let spec = format!("{}:/work", dir.str());
+    let o = run(&[
+        "run",
+        "--rw",
+        &spec,
+        "--workdir",
+        "/work",
+        "--",
+        "sh",
+        "-c",
+        "pwd -P; echo $PWD; touch here",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "/work\n/work\n");
+    assert!(dir.join("here").exists());
+}
+
+#[test]
+fn hostname_option_sets_the_hostname() {
+    let o = run(&[
+        "run",
+        "--hostname",
+        "box-7",
+        "--",
+        "cat",
+        "/proc/sys/kernel/hostname",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "box-7\n");
+}
+
+#[test]
+fn no_network_is_accepted_and_only_loopback_exists() {
+    let o = run(&[
+        "run",
+        "--no-network",
+        "--",
+        "python3",
+        "-c",
+        "import socket; print([n for _, n in socket.if_nameindex()])",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "['lo']\n");
+}
+
+#[test]
+fn output_is_streamed_as_it_is_produced() {
+    let mut child = Command::new(BIN)
+        .args(["run", "--", "sh", "-c", "echo first; sleep 2; echo second"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        tx.send(line).unwrap();
+        let mut rest = String::new();
+        r.read_to_string(&mut rest).unwrap();
+        rest
+    });
+    let first = rx
+        .recv_timeout(Duration::from_millis(1500))
+        .expect("the first line did not arrive while the program was running");
+    assert_eq!(first, "first\n");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the CLI had already exited"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(reader.join().unwrap(), "second\n");
+}
+
+#[test]
+fn stderr_is_passed_through_separately() {
+    let o = run(&["run", "--", "sh", "-c", "echo to-out; echo to-err >&2"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "to-out\n");
+    assert_eq!(stderr(&o), "to-err\n");
+}
+
+#[test]
+fn doctor_reports_user_namespaces_and_exits_0() {
+    let o = run(&["doctor"]);
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains("user namespaces"), "{}", stdout(&o));
+}
+
+#[test]
+fn doctor_json_is_ready() {
+    let o = run(&["doctor", "--json"]);
+    assert_code(&o, 0);
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("doctor --json prints JSON");
+    assert_eq!(v["ready"], true);
+    assert!(v["checks"].as_array().is_some_and(|c| !c.is_empty()));
+}
+
+#[test]
+fn version_and_help() {
+    let o = run(&["--version"]);
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("nanobox {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let o = run(&["run", "--help"]);
+    assert_code(&o, 0);
+    let help = stdout(&o);
+    for needle in [
+        "EXAMPLES",
+        "--max-output",
+        "137",
+        "124",
+        "125",
+        "126",
+        "127",
+    ] {
+        assert!(help.contains(needle), "run --help lacks {needle}");
+    }
+    assert_code(&run(&[]), 2);
+    assert_code(&run(&["run"]), 2);
+}
+
+#[test]
+fn runs_as_an_unprivileged_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("unpriv");
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let copy = dir.join("nanobox");
+    std::fs::copy(BIN, &copy).unwrap();
+    std::fs::set_permissions(&copy, PermissionsExt::from_mode(0o755)).unwrap();
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&copy)
+        .args(["run", "--", "sh", "-c", "echo ok"])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "ok\n");
+}
