@@ -411,3 +411,28 @@ fn mount_source_swapped_for_a_symlink_is_refused() {
     let e = sb.run("ls", &["/in"]).unwrap_err();
     assert!(matches!(e, Error::Setup { .. }), "{e}");
 }
+
+#[test]
+fn building_from_many_threads_at_once_does_not_deadlock() {
+    // Building as root clones short-lived helper processes; helpers cloned by different threads at
+    // the same moment must not hold each other up.
+    let d = TempDir::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..8 {
+        let (tx, path) = (tx.clone(), d.path().to_path_buf());
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                let sb = Sandbox::builder()
+                    .mount(&path, "/data", Permission::ReadOnly)
+                    .build()
+                    .unwrap();
+                assert!(sb.run("true", &[] as &[&str]).unwrap().success());
+            }
+            tx.send(()).unwrap();
+        });
+    }
+    for _ in 0..8 {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("a builder thread is stuck");
+    }
+}

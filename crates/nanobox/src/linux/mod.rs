@@ -15,6 +15,7 @@ use std::ffi::{c_char, CString, OsStr, OsString};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
@@ -30,7 +31,10 @@ pub(crate) struct Prepared {
     plan: Vec<plan::Op>,
     mode: plan::MountMode,
     maps: userns::IdMaps,
+    /// Root callers: maps 0 to the sandbox's host uid, for the user's mounts.
     idmap_userns: Option<OwnedFd>,
+    /// Root callers on filesystems that support it: hides the program's ids, for /etc.
+    etc_userns: Option<OwnedFd>,
     cap_last: u32,
     workdir: CString,
     env: Vec<CString>,
@@ -48,18 +52,36 @@ impl std::fmt::Debug for Prepared {
 
 pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     let root = rustix::process::geteuid().is_root();
-    let mode = if root && !policy.mounts.is_empty() {
+    // Root prepares idmapped trees in the parent (only the initial user namespace may idmap);
+    // an unprivileged caller's init binds the host paths itself.
+    let mode = if root {
         plan::MountMode::Prepared
     } else {
         plan::MountMode::InChild
     };
-    let idmap_userns = if mode == plan::MountMode::Prepared {
+    let idmap_userns = if root && !policy.mounts.is_empty() {
         Some(userns::idmap_userns(userns::ROOT_HOST_ID).map_err(userns::diagnose_clone_error)?)
     } else {
         None
     };
-    let layout = plan::HostLayout::read();
-    let plan = plan::build(policy, &layout, mode);
+    // The safe /etc: as root, an idmapped /etc lets the kernel enforce "world-readable only" with
+    // no walk of /etc; where that cannot be had (not root, or a filesystem without idmapped
+    // mounts), walk /etc now and cover what "other" may not read.
+    let etc_userns = if root {
+        userns::etc_userns(userns::ROOT_HOST_ID)
+            .ok()
+            .filter(|ns| prepare_tree(Path::new("/etc"), plan_ro(), ns).is_ok())
+    } else {
+        None
+    };
+    let etc = match etc_userns {
+        Some(_) => plan::EtcMode::Prepared {
+            slot: policy.mounts.len(),
+        },
+        None => plan::EtcMode::Masked,
+    };
+    let layout = plan::HostLayout::read(etc == plan::EtcMode::Masked);
+    let plan = plan::build(policy, &layout, mode, etc);
     let workdir = userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?;
     let mut env = Vec::with_capacity(policy.env.len());
     let mut path_dirs = Vec::new();
@@ -83,6 +105,7 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         mode,
         maps: userns::IdMaps::for_caller(),
         idmap_userns,
+        etc_userns,
         cap_last: userns::cap_last(),
         workdir,
         env,
@@ -154,56 +177,67 @@ fn stdin_fd(stdin: &Stdin) -> Result<OwnedFd> {
     }
 }
 
-/// Idmapped detached copies of the user's mounts, made by the parent (root) before the clone.
-fn prepare_mounts(policy: &Policy, userns_fd: &OwnedFd) -> Result<Vec<OwnedFd>> {
-    let mut out = Vec::with_capacity(policy.mounts.len());
-    for m in &policy.mounts {
-        let step = || {
-            format!(
-                "preparing the mount of {} at {}",
-                m.host.display(),
-                m.sandbox.display()
-            )
-        };
-        let fail = |e: rustix::io::Errno| Error::Setup {
-            step: step(),
-            source: e.into(),
-        };
-        let fd = rustix::fs::openat2(
-            CWD,
-            m.host_canonical.as_os_str(),
-            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(fail)?;
-        let tree = rustix::mount::open_tree(
-            &fd,
-            c"",
-            rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
-                | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
-                | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH
-                | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
-        )
-        .map_err(fail)?;
-        let attr = plan::user_mount_attr(m.permission) | sys::ATTR_IDMAP;
-        sys::mount_setattr(
-            tree.as_raw_fd(),
-            c"",
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            attr,
-            userns_fd.as_raw_fd(),
-        )
-        .map_err(|e| Error::Setup {
-            step: format!(
-                "{} (idmapping it so that the sandbox user, host uid {}, can use the caller's files; \
-                 the filesystem must support idmapped mounts: ext4, xfs, btrfs, tmpfs on Linux 6.3+ ...)",
-                step(),
-                userns::ROOT_HOST_ID
-            ),
-            source: io::Error::from_raw_os_error(e),
-        })?;
-        out.push(tree);
+fn plan_ro() -> u64 {
+    sys::ATTR_RDONLY | sys::ATTR_NOSUID | sys::ATTR_NODEV
+}
+
+/// A detached, idmapped copy of the mount tree at the host path `path` (no symlink followed),
+/// with the mount attributes `attr`.
+fn prepare_tree(path: &Path, attr: u64, userns_fd: &OwnedFd) -> io::Result<OwnedFd> {
+    let fd = rustix::fs::openat2(
+        CWD,
+        path.as_os_str(),
+        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    let tree = rustix::mount::open_tree(
+        &fd,
+        c"",
+        rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+            | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH
+            | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
+    )?;
+    sys::mount_setattr(
+        tree.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        attr | sys::ATTR_IDMAP,
+        userns_fd.as_raw_fd(),
+    )
+    .map_err(io::Error::from_raw_os_error)?;
+    Ok(tree)
+}
+
+/// The trees a root caller's run attaches: the user's mounts (idmapped so that root's files are the
+/// sandbox user's), then /etc (idmapped so that no file is), in the slots the plan expects.
+fn prepare_mounts(policy: &Policy, prep: &Prepared) -> Result<Vec<OwnedFd>> {
+    let mut out = Vec::with_capacity(policy.mounts.len() + 1);
+    if let Some(ns) = &prep.idmap_userns {
+        for m in &policy.mounts {
+            let tree = prepare_tree(&m.host_canonical, plan::user_mount_attr(m.permission), ns)
+                .map_err(|e| Error::Setup {
+                    step: format!(
+                        "preparing the mount of {} at {} (idmapped so that the sandbox user, host \
+                         uid {}, can use the caller's files; the filesystem must support idmapped \
+                         mounts: ext4, xfs, btrfs, tmpfs on Linux 6.3+, ...)",
+                        m.host.display(),
+                        m.sandbox.display(),
+                        userns::ROOT_HOST_ID
+                    ),
+                    source: e,
+                })?;
+            out.push(tree);
+        }
+    }
+    if let Some(ns) = &prep.etc_userns {
+        out.push(
+            prepare_tree(Path::new("/etc"), plan_ro(), ns).map_err(|e| Error::Setup {
+                step: "preparing the idmapped /etc".into(),
+                source: e,
+            })?,
+        );
     }
     Ok(out)
 }
@@ -254,9 +288,9 @@ pub(crate) fn spawn(
     let (death_r, death_w) = pipe()?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let prepared_mounts = match (&prep.idmap_userns, prep.mode) {
-        (Some(ns), plan::MountMode::Prepared) => prepare_mounts(policy, ns)?,
-        _ => Vec::new(),
+    let prepared_mounts = match prep.mode {
+        plan::MountMode::Prepared => prepare_mounts(policy, prep)?,
+        plan::MountMode::InChild => Vec::new(),
     };
     let prepared_fds: Vec<RawFd> = prepared_mounts.iter().map(|f| f.as_raw_fd()).collect();
     let mut keep: Vec<RawFd> = [

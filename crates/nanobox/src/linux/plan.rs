@@ -57,6 +57,9 @@ pub(crate) enum Op {
         target: CString,
         attr: u64,
     },
+    /// Plain bind mount of a source nanobox controls (the read-only masks, host device nodes); the
+    /// new mount keeps the source mount's flags.
+    Bind { source: CString, target: CString },
     /// Attach a tree the parent prepared (slot in the per-run descriptor list).
     AttachPrepared { slot: usize, target: CString },
     /// Set attributes on one mount (not its children) or on the whole tree.
@@ -99,6 +102,9 @@ impl Op {
             Op::BindLocal { source, target, .. } => {
                 format!("binding {} at {}", show(source), show(target))
             }
+            Op::Bind { source, target } => {
+                format!("binding {} at {}", show(source), show(target))
+            }
             Op::AttachPrepared { target, .. } => format!("attaching mount at {}", show(target)),
             Op::SetAttr { target, .. } => format!("setting mount flags of {}", show(target)),
             Op::Write { path, .. } => format!("writing {}", show(path)),
@@ -132,8 +138,8 @@ pub(crate) struct HostLayout {
 }
 
 impl HostLayout {
-    /// Read the layout of the running host.
-    pub(crate) fn read() -> HostLayout {
+    /// Read the layout of the running host; walk /etc for what to mask only if asked to.
+    pub(crate) fn read(walk_etc: bool) -> HostLayout {
         let mut l = HostLayout::default();
         for name in ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
             let p = Path::new("/").join(name);
@@ -147,7 +153,9 @@ impl HostLayout {
                 _ => {}
             }
         }
-        mask_walk(Path::new("/etc"), Path::new(""), &mut l);
+        if walk_etc {
+            mask_walk(Path::new("/etc"), Path::new(""), &mut l);
+        }
         for d in DEVICES {
             if Path::new("/dev").join(d).exists() {
                 l.devices.push(d.to_string());
@@ -166,8 +174,14 @@ fn mask_walk(root: &Path, rel: &Path, l: &mut HostLayout) {
         return;
     };
     for e in rd.flatten() {
+        // The type comes with the directory entry; symlinks need no stat at all, and the others
+        // are stat'ed relative to the directory (no path walk from the root for each entry).
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_symlink() {
+            continue;
+        }
         let r = rel.join(e.file_name());
-        let Ok(m) = e.path().symlink_metadata() else {
+        let Ok(m) = e.metadata() else {
             continue;
         };
         use std::os::unix::fs::PermissionsExt;
@@ -207,8 +221,18 @@ pub(crate) enum MountMode {
     Prepared,
 }
 
+/// How the safe /etc is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EtcMode {
+    /// Bind the host's /etc and cover what "other" may not read (found by walking it).
+    Masked,
+    /// Attach the tree the parent prepared in this slot: an idmapped /etc through which no file
+    /// is owned by the program's uid or groups, so the kernel lets it read only what "other" may.
+    Prepared { slot: usize },
+}
+
 /// The steps, in order.
-pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode) -> Vec<Op> {
+pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode, etc: EtcMode) -> Vec<Op> {
     let ro = ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV;
     let mut ops = Vec::new();
     let tmpfs = |target: &str, flags: MountFlags, data: String| Op::Fs {
@@ -291,24 +315,31 @@ pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode) -> Vec<
         path: cs("/newroot/etc"),
         mode: 0o755,
     });
-    ops.push(Op::BindHost {
-        rel: cs("etc"),
-        target: cs("/newroot/etc"),
-        attr: ro,
-    });
-    for f in &host.etc_masked_files {
-        ops.push(Op::BindLocal {
-            source: cs("/masks/file"),
-            target: newroot(&Path::new("/etc").join(f)),
-            attr: ro | ATTR_NOEXEC,
-        });
-    }
-    for d in &host.etc_masked_dirs {
-        ops.push(Op::BindLocal {
-            source: cs("/masks/dir"),
-            target: newroot(&Path::new("/etc").join(d)),
-            attr: ro | ATTR_NOEXEC,
-        });
+    match etc {
+        EtcMode::Prepared { slot } => ops.push(Op::AttachPrepared {
+            slot,
+            target: cs("/newroot/etc"),
+        }),
+        EtcMode::Masked => {
+            ops.push(Op::BindHost {
+                rel: cs("etc"),
+                target: cs("/newroot/etc"),
+                attr: ro,
+            });
+            // The masks are on a read-only mount; a plain bind keeps that.
+            for f in &host.etc_masked_files {
+                ops.push(Op::Bind {
+                    source: cs("/masks/file"),
+                    target: newroot(&Path::new("/etc").join(f)),
+                });
+            }
+            for d in &host.etc_masked_dirs {
+                ops.push(Op::Bind {
+                    source: cs("/masks/dir"),
+                    target: newroot(&Path::new("/etc").join(d)),
+                });
+            }
+        }
     }
 
     // Private, size-bounded, executable /tmp.
@@ -338,10 +369,10 @@ pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode) -> Vec<
             path: target.clone(),
             mode: 0o666,
         });
-        ops.push(Op::BindHost {
-            rel: cs(format!("dev/{d}")),
+        // The host's device node itself (root-owned, in devtmpfs): a plain bind, one syscall.
+        ops.push(Op::Bind {
+            source: cs(format!("/oldroot/dev/{d}")),
             target,
-            attr: ATTR_NOSUID | ATTR_NOEXEC,
         });
     }
     ops.push(Op::Mkdir {
@@ -530,6 +561,7 @@ pub(crate) fn execute(ops: &[Op], sys: &dyn Sys, prepared: &[i32]) -> Result<(),
             } => sys
                 .clone_tree_at(source)
                 .and_then(|tree| attach(sys, tree, *attr, target)),
+            Op::Bind { source, target } => sys.bind(source, target),
             Op::AttachPrepared { slot, target } => match prepared.get(*slot) {
                 Some(&fd) => sys.move_mount(fd, target),
                 None => Err(libc::EBADF),
@@ -653,6 +685,9 @@ mod tests {
         fn set_attr_path(&self, p: &CStr, a: u64, r: bool) -> Result<(), i32> {
             self.rec(format!("set_attr {} {a:#x} rec={r}", t(p)))
         }
+        fn bind(&self, a: &CStr, b: &CStr) -> Result<(), i32> {
+            self.rec(format!("bind {} {}", t(a), t(b)))
+        }
         fn move_mount(&self, fd: i32, p: &CStr) -> Result<(), i32> {
             self.rec(format!("move_mount {fd} {}", t(p)))
         }
@@ -683,11 +718,15 @@ mod tests {
         }
     }
 
-    fn run(policy: &Policy, mode: MountMode) -> Vec<String> {
-        let ops = build(policy, &layout(), mode);
+    fn run_etc(policy: &Policy, mode: MountMode, etc: EtcMode) -> Vec<String> {
+        let ops = build(policy, &layout(), mode, etc);
         let r = Recorder::default();
         execute(&ops, &r, &[7, 8, 9]).unwrap();
         r.calls.into_inner()
+    }
+
+    fn run(policy: &Policy, mode: MountMode) -> Vec<String> {
+        run_etc(policy, mode, EtcMode::Masked)
     }
 
     fn pos(calls: &[String], needle: &str) -> usize {
@@ -708,14 +747,23 @@ mod tests {
         assert!(calls.contains(&"symlink /newroot/bin -> usr/bin".to_string()));
         let etc = pos(&calls, "move_mount 105 /newroot/etc");
         assert_eq!(calls[etc - 1], "set_attr_fd 105 0x7");
-        let shadow = pos(&calls, "/newroot/etc/shadow");
+        let shadow = pos(&calls, "bind /masks/file /newroot/etc/shadow");
         assert!(shadow > etc, "mask after the /etc bind");
-        assert!(calls[shadow - 2].starts_with("clone_tree_at /masks/file"));
-        assert!(calls
-            .iter()
-            .any(|c| c.starts_with("move_mount") && c.ends_with("/newroot/etc/ssl/private")));
+        assert!(calls.contains(&"bind /masks/dir /newroot/etc/ssl/private".to_string()));
         // The masks are read-only before they are used.
         assert!(pos(&calls, "set_attr /masks 0xf") < shadow);
+    }
+
+    #[test]
+    fn prepared_etc_is_attached_without_masks() {
+        let p = SandboxBuilder::default().validate().unwrap();
+        let calls = run_etc(&p, MountMode::Prepared, EtcMode::Prepared { slot: 2 });
+        assert!(
+            calls.contains(&"move_mount 9 /newroot/etc".to_string()),
+            "{calls:#?}"
+        );
+        assert!(!calls.iter().any(|c| c.contains("open_beneath 101 etc")));
+        assert!(!calls.iter().any(|c| c.starts_with("bind /masks")));
     }
 
     #[test]
@@ -786,7 +834,7 @@ mod tests {
         let sys_ro = pos(&calls, "clone_tree_at /newroot/proc/sys");
         assert!(proc_ < w && w < sys_ro);
         for d in ["null", "zero", "urandom"] {
-            pos(&calls, &format!("open_beneath 101 dev/{d}"));
+            pos(&calls, &format!("bind /oldroot/dev/{d} /newroot/dev/{d}"));
         }
         assert!(calls
             .iter()
@@ -797,7 +845,7 @@ mod tests {
     #[test]
     fn a_failing_step_is_reported_with_its_index_and_the_host_root_closed() {
         let p = SandboxBuilder::default().validate().unwrap();
-        let ops = build(&p, &layout(), MountMode::InChild);
+        let ops = build(&p, &layout(), MountMode::InChild, EtcMode::Masked);
         let r = Recorder {
             fail_on: Some("mount proc"),
             ..Default::default()
@@ -814,7 +862,7 @@ mod tests {
 
     #[test]
     fn host_layout_masks_shadow_on_this_host() {
-        let l = HostLayout::read();
+        let l = HostLayout::read(true);
         if Path::new("/etc/shadow").exists() {
             assert!(
                 l.etc_masked_files.contains(&PathBuf::from("shadow")),

@@ -62,6 +62,8 @@ pub(crate) trait Sys {
     fn set_attr_fd(&self, fd: RawFd, attr: u64) -> SysResult<()>;
     /// Set mount attributes on the mount at `path` (only that mount, or the whole tree).
     fn set_attr_path(&self, path: &CStr, attr: u64, recursive: bool) -> SysResult<()>;
+    /// A plain bind mount (MS_BIND, not recursive); the new mount keeps the source's flags.
+    fn bind(&self, source: &CStr, target: &CStr) -> SysResult<()>;
     /// Attach a detached tree at `target`.
     fn move_mount(&self, fd: RawFd, target: &CStr) -> SysResult<()>;
     /// close(2).
@@ -211,6 +213,10 @@ impl Sys for RealSys {
             attr,
             -1,
         )
+    }
+
+    fn bind(&self, source: &CStr, target: &CStr) -> SysResult<()> {
+        rustix::mount::mount_bind(source, target).map_err(errno)
     }
 
     fn move_mount(&self, fd: RawFd, target: &CStr) -> SysResult<()> {

@@ -136,28 +136,43 @@ impl IdMaps {
 /// (root) owns appear as owned by the sandbox user, and what the sandbox user creates lands on disk
 /// owned by root.
 pub(crate) fn idmap_userns(host_id: u32) -> io::Result<OwnedFd> {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let (rr, wr) = (r.as_raw_fd(), w.as_raw_fd());
-    // SAFETY: the child only closes, reads and exits, all async-signal-safe.
+    let map = format!("0 {host_id} 1\n");
+    helper_userns(&map, &map)
+}
+
+/// A user namespace mapping every id to itself except `hidden_id`, for the idmapped /etc of root
+/// callers: through it no file is owned by the program's uid or gid (65534), so the program reads
+/// only what "other" may read.
+pub(crate) fn etc_userns(hidden_id: u32) -> io::Result<OwnedFd> {
+    let below = hidden_id;
+    let above = u32::MAX - hidden_id - 1;
+    let map = format!("0 0 {below}\n{0} {0} {above}\n", hidden_id + 1);
+    helper_userns(&map, &map)
+}
+
+/// A user namespace with these maps, held by a descriptor (its short-lived process is gone).
+///
+/// The helper process only sleeps until it is killed: it holds no pipe, since a helper cloned by
+/// another thread at the same moment would inherit the pipe's write end and keep it from closing.
+fn helper_userns(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    // SAFETY: the child only calls pause and _exit, both async-signal-safe.
     let (pid, pidfd) = unsafe { clone_pidfd(libc::CLONE_NEWUSER as u64)? };
     if pid == 0 {
-        // SAFETY: child side: close our copy of the write end, wait for EOF, exit.
+        // SAFETY: child side: sleep until killed by the parent.
         unsafe {
-            libc::close(wr);
-            let mut b = [0u8; 1];
-            libc::read(rr, b.as_mut_ptr().cast(), 1);
-            libc::_exit(0);
+            loop {
+                libc::pause();
+            }
         }
     }
     let pidfd = pidfd.expect("pidfd for parent");
     let res = (|| {
-        std::fs::write(format!("/proc/{pid}/uid_map"), format!("0 {host_id} 1\n"))?;
-        std::fs::write(format!("/proc/{pid}/gid_map"), format!("0 {host_id} 1\n"))?;
+        std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), gid_map)?;
         let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
         Ok(OwnedFd::from(f))
     })();
-    drop(w);
-    drop(r);
+    kill_pidfd(&pidfd);
     let _ = wait_pidfd(&pidfd);
     res
 }
