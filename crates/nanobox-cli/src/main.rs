@@ -21,6 +21,8 @@ use parse::MountSpec;
 
 /// Exit status when the sandbox could not be set up.
 const EXIT_SETUP: u8 = 125;
+/// A malformed command line, including option values the library refuses.
+const EXIT_USAGE: u8 = 2;
 /// Exit status when PROGRAM exists but cannot be executed.
 const EXIT_NOT_EXECUTABLE: u8 = 126;
 /// Exit status when PROGRAM is not found.
@@ -76,7 +78,8 @@ EXIT STATUS (also with --json):
   125      the sandbox could not be set up (a message on stderr says why)
   126      PROGRAM exists but cannot be executed
   127      PROGRAM was not found in the sandbox
-  2        a malformed command line (nothing was run)
+  2        a malformed command line, also an option value nanobox refuses (a mount over
+           /etc or /usr, two mounts at one path, a relative sandbox path); nothing was run
 
 EXAMPLES:
   nanobox run -- python3 -c 'print(\"hello\")'
@@ -202,6 +205,12 @@ fn fail(e: &nanobox::Error) -> ExitCode {
     ExitCode::from(match e {
         nanobox::Error::ProgramNotFound { .. } => EXIT_NOT_FOUND,
         nanobox::Error::ProgramNotExecutable { .. } => EXIT_NOT_EXECUTABLE,
+        // What the library refuses about the options themselves is a malformed command line.
+        nanobox::Error::ReservedPath { .. }
+        | nanobox::Error::DuplicateMount { .. }
+        | nanobox::Error::RelativeSandboxPath { .. }
+        | nanobox::Error::InvalidSandboxPath { .. }
+        | nanobox::Error::InvalidOption { .. } => EXIT_USAGE,
         _ => EXIT_SETUP,
     })
 }

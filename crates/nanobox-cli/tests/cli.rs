@@ -687,3 +687,71 @@ fn runs_as_an_unprivileged_user() {
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "ok\n");
 }
+
+#[test]
+fn refused_option_values_are_malformed_command_lines() {
+    let d = TempDir::new("refused");
+    let src = d.path().to_str().unwrap();
+    for args in [
+        vec![
+            "run".to_string(),
+            "--ro".into(),
+            format!("{src}:/etc/x"),
+            "--".into(),
+            "true".into(),
+        ],
+        vec![
+            "run".into(),
+            "--ro".into(),
+            format!("{src}:/a"),
+            "--rw".into(),
+            format!("{src}:/a"),
+            "--".into(),
+            "true".into(),
+        ],
+        vec![
+            "run".into(),
+            "--hostname".into(),
+            "a/b".into(),
+            "--".into(),
+            "true".into(),
+        ],
+    ] {
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(String::from_utf8_lossy(&o.stderr).starts_with("nanobox: "));
+    }
+}
+
+#[test]
+fn without_user_namespaces_nothing_runs_and_the_cause_is_named() {
+    // Inside a sandbox, nested user namespaces are off (user.max_user_namespaces=0): nanobox run
+    // there stands for a host where they are disabled. It must refuse, name the setting, exit 125.
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--ro",
+            &format!("{}:/nb", bin_dir.display()),
+            "--",
+            "/nb/nanobox",
+            "run",
+            "--",
+            "echo",
+            "RAN",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("RAN"));
+    assert!(
+        err.contains("user namespaces") && err.contains("max_user_namespaces"),
+        "{err}"
+    );
+}
