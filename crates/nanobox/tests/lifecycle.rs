@@ -436,3 +436,26 @@ fn building_from_many_threads_at_once_does_not_deadlock() {
             .expect("a builder thread is stuck");
     }
 }
+
+#[test]
+fn caller_enforces_the_wall_time_limit_when_the_init_cannot() {
+    // Freeze the sandbox's init so that its own clock never fires: the caller's backstop (limit +
+    // 0.5 s) must end the run, in wait() and in run()'s collection alike.
+    let sb = Sandbox::builder()
+        .wall_time_limit(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    for collect in [false, true] {
+        let mut child = sb.spawn("sleep", &["30"]).unwrap();
+        // SAFETY: kill(2) on the init's host pid, which is alive (the run has just started).
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) }, 0);
+        let t = Instant::now();
+        let outcome = if collect {
+            child.wait_with_output().unwrap().outcome
+        } else {
+            child.wait().unwrap()
+        };
+        assert_eq!(outcome, Outcome::WallTimeLimit);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+}

@@ -61,6 +61,7 @@ pub(crate) struct Process {
     death_w: Option<OwnedFd>,
     wall_limit: Option<Duration>,
     started: Instant,
+    backstop_fired: bool,
     finished: Option<(Outcome, Duration)>,
 }
 
@@ -90,6 +91,7 @@ pub(crate) fn start(
             death_w: Some(death_w),
             wall_limit: policy.wall_time_limit,
             started: Instant::now(),
+            backstop_fired: false,
             finished: None,
         },
         out,
@@ -105,8 +107,18 @@ impl Process {
         self.pid
     }
 
+    /// When the caller kills the sandbox itself if its init has not ended it by then; `None` once
+    /// that kill was sent (from then on only the end of the sandbox is awaited).
     fn backstop(&self) -> Option<Instant> {
+        if self.backstop_fired {
+            return None;
+        }
         self.wall_limit.map(|l| self.started + l + WALL_GRACE)
+    }
+
+    fn fire_backstop(&mut self) {
+        self.backstop_fired = true;
+        self.shared.kill(KILL_WALL);
     }
 
     /// Block until the sandbox's init is gone (the kernel has then killed every process in it).
@@ -121,7 +133,7 @@ impl Process {
             if wait_readable(&[self.shared.pidfd.as_fd()], timeout)? {
                 break;
             }
-            self.shared.kill(KILL_WALL);
+            self.fire_backstop();
         }
         self.reap()
     }
@@ -134,7 +146,7 @@ impl Process {
             return self.reap().map(Some);
         }
         if self.backstop().is_some_and(|b| Instant::now() >= b) {
-            self.shared.kill(KILL_WALL);
+            self.fire_backstop();
         }
         Ok(None)
     }
@@ -350,7 +362,7 @@ pub(crate) fn collect(
             }
         };
         let Some(ready) = ready else {
-            p.shared.kill(KILL_WALL);
+            p.fire_backstop();
             continue;
         };
         for (k, &i) in open.iter().enumerate() {
