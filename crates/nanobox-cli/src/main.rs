@@ -4,6 +4,8 @@
 //! contract (options, JSON report, exit statuses) is in the project notes; `nanobox --help` and
 //! `nanobox run --help` describe it.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod parse;
 mod stdio;
 

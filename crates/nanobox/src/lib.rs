@@ -19,6 +19,7 @@
 //! never runs as root. See `docs/ARCHITECTURE.md` for how.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 mod error;

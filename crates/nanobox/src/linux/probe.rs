@@ -37,6 +37,7 @@ fn check(
 fn try_clone(flags: u64) -> Result<(), std::io::Error> {
     // SAFETY: the child only calls _exit.
     match unsafe { clone_pidfd(flags) }? {
+        // SAFETY: in the child: _exit is async-signal-safe and ends it at once.
         (0, _) => unsafe { libc::_exit(0) },
         (_, Some(fd)) => {
             let _ = wait_pidfd(&fd);
@@ -145,7 +146,7 @@ pub(crate) fn probe() -> Probe {
             idmap.is_ok(),
             match &idmap {
                 Ok(()) => format!(
-                    "running as root: programs run as host uid {0}; mounts are idmapped so that root's files appear as theirs (tested on /tmp)",
+                    "running as root: programs run as host uid {0}; mounts are idmapped so that root's files appear as theirs, and /etc so that only what \"other\" may read is readable (tested on /tmp)",
                     userns::ROOT_HOST_ID
                 ),
                 Err(e) => format!("an idmapped mount of /tmp failed: {e}"),
@@ -176,6 +177,28 @@ pub(crate) fn probe() -> Probe {
         .first()
         .and_then(|m| read(&format!("{m}/cgroup.controllers")))
         .unwrap_or_default();
+    // Delegation: may this process create a child cgroup where it sits (root, or a subtree handed
+    // over, e.g. by systemd's Delegate=yes)?
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        });
+    let delegation =
+        match (v2.first(), &own) {
+            (Some(m), Some(path)) => {
+                let dir = format!("{m}{}", if path == "/" { "" } else { path.as_str() });
+                let writable =
+                    rustix::fs::access(dir.as_str(), rustix::fs::Access::WRITE_OK).is_ok();
+                let subtree = read(&format!("{dir}/cgroup.subtree_control")).unwrap_or_default();
+                format!(
+                "; this process sits in {dir}, which it {} (delegated controllers: [{subtree}])",
+                if writable { "may create child cgroups in" } else { "may not write to" }
+            )
+            }
+            _ => String::new(),
+        };
     checks.push(check(
         "cgroup v2",
         !v2.is_empty(),
@@ -183,7 +206,7 @@ pub(crate) fn probe() -> Probe {
             "no cgroup2 mount".into()
         } else {
             format!(
-                "mounted at {} with controllers [{}]; resource limits are not applied by this version",
+                "mounted at {} with controllers [{}]{delegation}; resource limits are not applied by this version",
                 v2.join(", "),
                 v2_controllers
             )
