@@ -41,6 +41,7 @@ pub(crate) enum Step {
     Capabilities,
     WorkingDir,
     SignalMask,
+    Seccomp,
 }
 
 impl Step {
@@ -61,6 +62,7 @@ impl Step {
             Capabilities,
             WorkingDir,
             SignalMask,
+            Seccomp,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -81,6 +83,7 @@ impl Step {
             Step::Capabilities => "dropping all capabilities",
             Step::WorkingDir => "changing to the working directory",
             Step::SignalMask => "resetting signal handlers",
+            Step::Seccomp => "installing the seccomp filter",
         }
     }
 }
@@ -115,6 +118,7 @@ pub(crate) struct ChildArgs<'a> {
     pub argv: &'a [*const c_char],
     pub envp: &'a [*const c_char],
     pub cap_last: u32,
+    pub filters: &'a super::seccomp::Filters,
 }
 
 fn exit(code: i32) -> ! {
@@ -204,15 +208,29 @@ fn close_others(keep: &[RawFd]) {
 fn raw_fork() -> libc::pid_t {
     // SAFETY: clone_args is plain data; flags 0 with SIGCHLD is fork(2). The child continues on a
     // copy of this stack, as after fork.
-    unsafe {
+    let r = unsafe {
         let mut args: libc::clone_args = std::mem::zeroed();
         args.exit_signal = libc::SIGCHLD as u64;
         libc::syscall(
             libc::SYS_clone3,
             &mut args as *mut libc::clone_args,
             std::mem::size_of::<libc::clone_args>(),
-        ) as libc::pid_t
+        )
+    };
+    if r < 0 && last_errno() == libc::ENOSYS {
+        // SAFETY: clone(2) with SIGCHLD and a NULL stack is fork(2), without atfork handlers.
+        return unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as usize,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        } as libc::pid_t;
     }
+    r as libc::pid_t
 }
 
 /// The sandbox's init. Called in the child right after the namespace clone.
@@ -452,6 +470,12 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
     }
     if let Err(e) = rustix::process::chdir(a.workdir) {
         step_fail(rep, Step::WorkingDir, e.raw_os_error());
+    }
+    // Last before execve: from here on the program's syscalls are filtered.
+    for f in [&a.filters.allow, &a.filters.deny] {
+        if let Err(e) = super::seccomp::install(f) {
+            step_fail(rep, Step::Seccomp, e);
+        }
     }
     let mut err = libc::ENOENT;
     for (i, path) in a.exec_paths.iter().enumerate() {

@@ -8,6 +8,7 @@ mod child;
 mod plan;
 mod probe;
 mod process;
+mod seccomp;
 mod sys;
 mod userns;
 
@@ -36,6 +37,7 @@ pub(crate) struct Prepared {
     /// Root callers on filesystems that support it: hides the program's ids, for /etc.
     etc_userns: Option<OwnedFd>,
     cap_last: u32,
+    filters: seccomp::Filters,
     workdir: CString,
     env: Vec<CString>,
     path_dirs: Vec<Vec<u8>>,
@@ -80,6 +82,10 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         },
         None => plan::EtcMode::Masked,
     };
+    let filters = seccomp::default_filters().map_err(|e| Error::Setup {
+        step: "compiling the seccomp filter".into(),
+        source: io::Error::other(e),
+    })?;
     let layout = plan::HostLayout::read(etc == plan::EtcMode::Masked);
     let plan = plan::build(policy, &layout, mode, etc);
     let workdir = userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?;
@@ -107,6 +113,7 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         idmap_userns,
         etc_userns,
         cap_last: userns::cap_last(),
+        filters,
         workdir,
         env,
         path_dirs,
@@ -325,6 +332,7 @@ pub(crate) fn spawn(
         argv: &argv,
         envp: &envp,
         cap_last: prep.cap_last,
+        filters: &prep.filters,
     };
 
     // SAFETY: the child runs only `init_main`, which makes async-signal-safe calls on the data

@@ -241,12 +241,14 @@ pub(crate) fn probe() -> Probe {
         "seccomp",
         seccomp,
         if seccomp {
-            "available; no syscall filter is applied by this version".into()
+            "every program runs under the default filter (Docker-derived allow-list, ENOSYS for \
+             unknown syscalls, EPERM for dangerous ones, no kills)"
+                .into()
         } else {
             "not built into this kernel".into()
         },
-        false,
-        false,
+        true,
+        true,
         Some("use a kernel with CONFIG_SECCOMP_FILTER".into()),
     ));
     // SAFETY: landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) only returns the ABI.

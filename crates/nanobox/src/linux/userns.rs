@@ -37,13 +37,30 @@ pub(crate) unsafe fn clone_pidfd(flags: u64) -> io::Result<(libc::pid_t, Option<
     args.exit_signal = 0;
     // SAFETY: `args` is valid for the call and its size is passed; without CLONE_VM the child gets
     // a copy of the address space and continues on a copy of this stack, as after fork(2).
-    let r = unsafe {
+    let mut r = unsafe {
         libc::syscall(
             libc::SYS_clone3,
             &mut args as *mut libc::clone_args,
             std::mem::size_of::<libc::clone_args>(),
         )
     };
+    if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+        // clone3 filtered out (Docker's default seccomp profile answers ENOSYS, as nanobox's
+        // own does): clone(2) takes the same flags here, returns the pidfd through parent_tid,
+        // and with a NULL stack continues on a copy of this one, as fork(2) does.
+        // SAFETY: as above; on x86_64 the argument order is flags, stack, parent_tid, child_tid,
+        // tls.
+        r = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                flags | libc::CLONE_PIDFD as u64,
+                0usize,
+                &mut pidfd as *mut RawFd,
+                0usize,
+                0usize,
+            )
+        };
+    }
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
