@@ -472,7 +472,7 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
         step_fail(rep, Step::WorkingDir, e.raw_os_error());
     }
     // Last before execve: from here on the program's syscalls are filtered.
-    for f in [&a.filters.allow, &a.filters.deny] {
+    for f in [&a.filters.by_number, &a.filters.by_argument] {
         if let Err(e) = super::seccomp::install(f) {
             step_fail(rep, Step::Seccomp, e);
         }
