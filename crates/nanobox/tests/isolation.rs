@@ -460,3 +460,54 @@ both!(signal_dispositions_and_mask_are_reset, {
     assert!(r.stdout.contains("SigBlk:\t0000000000000000"), "{r:?}");
     assert!(r.stdout.contains("SigIgn:\t0000000000000000"), "{r:?}");
 });
+
+#[test]
+fn setuid_root_binary_gives_no_privilege() {
+    if !common::is_root() {
+        eprintln!("skipped: only root can create the setuid-root binary this test mounts");
+        return;
+    }
+    let d = TempDir::new();
+    std::fs::write(
+        d.join("suid.c"),
+        "#include <stdio.h>\n#include <unistd.h>\nint main(void){ int r = setuid(0); printf(\"euid=%d setuid0=%d\\n\", (int)geteuid(), r); return 0; }\n",
+    )
+    .unwrap();
+    let cc = std::process::Command::new("cc")
+        .arg("-o")
+        .arg(d.join("suid"))
+        .arg(d.join("suid.c"))
+        .output()
+        .expect("the system C compiler (gcc) is installed by .ci/run");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    // On the host it really is setuid root: run as nobody, it gets euid 0.
+    let host = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(d.join("suid"))
+        .output()
+        .unwrap();
+    let dir_ok = std::fs::metadata(d.path())
+        .map(|m| m.permissions().mode() & 0o001 != 0)
+        .unwrap_or(false);
+    if dir_ok {
+        assert_eq!(
+            String::from_utf8_lossy(&host.stdout),
+            "euid=0 setuid0=0\n",
+            "the fixture is setuid root"
+        );
+    }
+    for perm in [Permission::ReadOnly, Permission::ReadWrite] {
+        let sb = Sandbox::builder()
+            .mount(d.path(), "/t", perm)
+            .build()
+            .unwrap();
+        let r = sb.run("/t/suid", &[] as &[&str]).unwrap();
+        assert_eq!(r.stdout, "euid=1000 setuid0=-1\n", "{perm:?}: {r:?}");
+    }
+}
