@@ -468,21 +468,10 @@ fn setuid_root_binary_gives_no_privilege() {
         return;
     }
     let d = TempDir::new();
-    std::fs::write(
-        d.join("suid.c"),
+    common::compile_c(
+        d.path(),
+        "suid",
         "#include <stdio.h>\n#include <unistd.h>\nint main(void){ int r = setuid(0); printf(\"euid=%d setuid0=%d\\n\", (int)geteuid(), r); return 0; }\n",
-    )
-    .unwrap();
-    let cc = std::process::Command::new("cc")
-        .arg("-o")
-        .arg(d.join("suid"))
-        .arg(d.join("suid.c"))
-        .output()
-        .expect("the system C compiler (gcc) is installed by .ci/run");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
     );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(d.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();

@@ -219,21 +219,10 @@ both!(x32_and_i386_syscalls_are_refused, {
 
     // i386 through int 0x80: a small C program compiled on the host, run inside.
     let d = TempDir::new();
-    std::fs::write(
-        d.join("i386.c"),
+    common::compile_c(
+        d.path(),
+        "i386",
         "#include <stdio.h>\nint main(void){ long r; __asm__ volatile(\"int $0x80\" : \"=a\"(r) : \"a\"(20L) : \"memory\"); printf(\"%ld\\n\", r); return 0; }\n",
-    )
-    .unwrap();
-    let cc = std::process::Command::new("cc")
-        .args(["-O0", "-o"])
-        .arg(d.join("i386"))
-        .arg(d.join("i386.c"))
-        .output()
-        .expect("the system C compiler (gcc) is installed by .ci/run");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
     );
     let sb = Sandbox::builder()
         .mount(d.path(), "/t", Permission::ReadOnly)

@@ -51,6 +51,26 @@ impl Drop for TempDir {
     }
 }
 
+/// Compile a C program with the system compiler (installed by .ci/run) into `dir`; return its path.
+pub fn compile_c(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    let bin = dir.join(name);
+    std::fs::write(&src, source).unwrap();
+    let out = Command::new("cc")
+        .arg("-O0")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("the system C compiler (gcc) is installed by .ci/run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
 /// A copy of this test binary that uid 65534 can execute.
 fn user_copy() -> &'static Path {
     static COPY: OnceLock<PathBuf> = OnceLock::new();
