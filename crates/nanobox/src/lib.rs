@@ -40,8 +40,8 @@ use unsupported as backend;
 
 pub use error::{Error, Result};
 pub use policy::{
-    Mount, Network, Permission, SandboxBuilder, Stdin, DEFAULT_HOSTNAME, DEFAULT_OUTPUT_LIMIT,
-    DEFAULT_PATH, DEFAULT_TMP_SIZE, DEFAULT_WORKDIR,
+    Mount, Network, Permission, SandboxBuilder, SeccompPolicy, Stdin, DEFAULT_HOSTNAME,
+    DEFAULT_OUTPUT_LIMIT, DEFAULT_PATH, DEFAULT_TMP_SIZE, DEFAULT_WORKDIR,
 };
 pub use probe::{Check, CheckStatus, Probe};
 pub use result::{Outcome, RunResult};

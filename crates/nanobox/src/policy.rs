@@ -89,6 +89,40 @@ pub enum Network {
     None,
 }
 
+/// The syscall filter of a sandbox: nanobox's default filter, tightened or loosened by name.
+///
+/// ```
+/// use nanobox::{Sandbox, SeccompPolicy};
+/// let policy = SeccompPolicy::default().deny(&["socket"]).allow(&["ptrace"]);
+/// # let _ = policy;
+/// ```
+///
+/// `deny` makes syscalls return `EPERM` (any syscall the filter knows); `allow` lets through
+/// syscalls the default filter refuses outright. Argument checks stay whatever is allowed by name:
+/// `ioctl` TIOCSTI, `clone` with namespace flags and foreign socket families remain refused.
+/// Syscalls outside Docker's allow-list (e.g. `clone3`) cannot be allowed. A name the filter does
+/// not know, or named both ways, makes `build()` fail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeccompPolicy {
+    pub(crate) deny: std::collections::BTreeSet<String>,
+    pub(crate) allow: std::collections::BTreeSet<String>,
+}
+
+impl SeccompPolicy {
+    /// Refuse these syscalls too (with `EPERM`).
+    #[must_use]
+    pub fn deny(mut self, names: &[&str]) -> Self {
+        self.deny.extend(names.iter().map(|n| n.to_string()));
+        self
+    }
+    /// Allow these syscalls that the default filter refuses.
+    #[must_use]
+    pub fn allow(mut self, names: &[&str]) -> Self {
+        self.allow.extend(names.iter().map(|n| n.to_string()));
+        self
+    }
+}
+
 /// Default cap on captured stdout and on captured stderr, each.
 pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 * MB;
 /// Default size bound of the private /tmp.
@@ -129,6 +163,7 @@ pub(crate) struct Policy {
     pub tmp_size: u64,
     #[allow(dead_code)] // one variant today; the allowlist proxy reads it
     pub network: Network,
+    pub seccomp: SeccompPolicy,
 }
 
 /// Builds a [`crate::Sandbox`]. Every option that is accepted is enforced; [`SandboxBuilder::build`]
@@ -145,6 +180,7 @@ pub struct SandboxBuilder {
     hostname: String,
     tmp_size: u64,
     network: Network,
+    seccomp: SeccompPolicy,
 }
 
 impl Default for SandboxBuilder {
@@ -159,6 +195,7 @@ impl Default for SandboxBuilder {
             hostname: DEFAULT_HOSTNAME.to_string(),
             tmp_size: DEFAULT_TMP_SIZE,
             network: Network::None,
+            seccomp: SeccompPolicy::default(),
         }
     }
 }
@@ -238,6 +275,12 @@ impl SandboxBuilder {
     /// Size bound of the private `/tmp` tmpfs in bytes (default 256 MiB).
     pub fn tmp_size(mut self, bytes: u64) -> Self {
         self.tmp_size = bytes;
+        self
+    }
+
+    /// The syscall filter (default: [`SeccompPolicy::default()`], nanobox's default filter).
+    pub fn seccomp(mut self, policy: SeccompPolicy) -> Self {
+        self.seccomp = policy;
         self
     }
 
@@ -385,6 +428,12 @@ impl SandboxBuilder {
                 reason: format!("{} bytes is outside 64 KiB ..= 64 GiB", self.tmp_size),
             });
         }
+        if let Some(both) = self.seccomp.deny.intersection(&self.seccomp.allow).next() {
+            return Err(Error::InvalidOption {
+                option: "seccomp",
+                reason: format!("{both:?} is both denied and allowed"),
+            });
+        }
         Ok(Policy {
             mounts,
             working_dir,
@@ -395,6 +444,7 @@ impl SandboxBuilder {
             hostname: self.hostname,
             tmp_size: self.tmp_size,
             network: self.network,
+            seccomp: self.seccomp,
         })
     }
 }

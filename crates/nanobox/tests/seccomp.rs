@@ -295,3 +295,47 @@ fn runs_where_clone3_is_filtered() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+both!(policy_tightens_and_loosens_by_name, {
+    use nanobox::SeccompPolicy;
+    let sb = Sandbox::builder()
+        .seccomp(
+            SeccompPolicy::default()
+                .deny(&["getppid"])
+                .allow(&["ptrace"]),
+        )
+        .build()
+        .unwrap();
+    let code = format!(
+        "{PRELUDE}print('getppid', *sc({}))\nprint('traceme', *sc({}, 0, 0, 0, 0))\nprint('mount', *sc({}, 0, 0, 0, 0, 0))\n",
+        libc::SYS_getppid,
+        libc::SYS_ptrace,
+        libc::SYS_mount
+    );
+    let out = sb.run("python3", &["-c", &code]).unwrap().stdout;
+    assert_eq!(errno_of(&out, "getppid"), EPERM, "tightened: {out}");
+    assert!(
+        out.contains("traceme 0 0"),
+        "loosened: PTRACE_TRACEME works: {out}"
+    );
+    assert_eq!(errno_of(&out, "mount"), EPERM, "the rest stays: {out}");
+    for bad in [
+        SeccompPolicy::default().deny(&["no_such_syscall"]),
+        SeccompPolicy::default().allow(&["clone3"]),
+        SeccompPolicy::default()
+            .deny(&["ptrace"])
+            .allow(&["ptrace"]),
+    ] {
+        let e = Sandbox::builder().seccomp(bad).build().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                nanobox::Error::InvalidOption {
+                    option: "seccomp",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+});

@@ -82,9 +82,9 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         },
         None => plan::EtcMode::Masked,
     };
-    let filters = seccomp::default_filters().map_err(|e| Error::Setup {
-        step: "compiling the seccomp filter".into(),
-        source: io::Error::other(e),
+    let filters = seccomp::filters(&policy.seccomp).map_err(|reason| Error::InvalidOption {
+        option: "seccomp",
+        reason,
     })?;
     let layout = plan::HostLayout::read(etc == plan::EtcMode::Masked);
     let plan = plan::build(policy, &layout, mode, etc);
