@@ -1,0 +1,152 @@
+//! Escape attempts by known class, as root and as uid 65534. Together with isolation.rs and
+//! seccomp.rs these are the regression suite listed in docs/SECURITY.md.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+
+use common::TempDir;
+use nanobox::{Outcome, Sandbox};
+
+fn py(sb: &Sandbox, code: &str) -> String {
+    let r = sb.run("python3", &["-c", code]).unwrap();
+    assert_eq!(r.outcome, Outcome::Exited(0), "{r:?}");
+    r.stdout
+}
+
+fn plain() -> Sandbox {
+    Sandbox::builder().build().unwrap()
+}
+
+/// Python helper: print `label ok` or `label <errno name>` for a callable.
+const TRY: &str = "import os, errno\n\
+def t(label, f):\n  try:\n    f(); print(label, 'ok')\n  except OSError as e:\n    print(label, errno.errorcode.get(e.errno, e.errno))\n";
+
+fn outcome_of<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{label} ")))
+        .unwrap_or_else(|| panic!("no {label} in {out}"))
+}
+
+both!(overwriting_the_runtime_binary_fails, {
+    // runc CVE-2019-5736: reopen /proc/self/exe or the init's exe for writing.
+    let out = py(
+        &plain(),
+        &format!(
+            "{TRY}t('self_exe', lambda: open('/proc/self/exe', 'r+b'))\n\
+             t('init_exe', lambda: open('/proc/1/exe', 'r+b'))\n\
+             t('init_exe_read', lambda: open('/proc/1/exe', 'rb').read(4))\n"
+        ),
+    );
+    for label in ["self_exe", "init_exe", "init_exe_read"] {
+        assert_ne!(outcome_of(&out, label), "ok", "{label}: {out}");
+    }
+});
+
+both!(leaked_host_directory_fd_gives_no_way_out, {
+    // runc CVE-2024-21626: a host directory descriptor without O_CLOEXEC reaches the container,
+    // which fchdir()s through it to the host. Here it is closed before the program starts.
+    let d = TempDir::new();
+    std::fs::write(d.join("host-secret"), "HOSTSECRET").unwrap();
+    let path = std::ffi::CString::new(d.path().to_str().unwrap()).unwrap();
+    // SAFETY: plain open(2) of a directory without O_CLOEXEC, as a careless caller would.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+    assert!(fd > 2);
+    let out = py(
+        &plain(),
+        &format!(
+            "{TRY}t('fchdir', lambda: os.fchdir({fd}))\n\
+             t('openat', lambda: os.open('host-secret', os.O_RDONLY, dir_fd={fd}))\n\
+             print('cwd', os.getcwd())\n\
+             t('init_cwd', lambda: os.listdir('/proc/1/cwd'))\n"
+        ),
+    );
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    assert_eq!(outcome_of(&out, "fchdir"), "EBADF", "{out}");
+    assert_eq!(outcome_of(&out, "openat"), "EBADF", "{out}");
+    assert_eq!(
+        outcome_of(&out, "cwd"),
+        "/tmp",
+        "the caller's cwd does not leak: {out}"
+    );
+    assert_ne!(outcome_of(&out, "init_cwd"), "ok", "{out}");
+});
+
+both!(chroot_dotdot_escape_fails, {
+    let out = py(
+        &plain(),
+        &format!(
+            "{TRY}os.makedirs('/tmp/jail', exist_ok=True)\n\
+             t('chroot', lambda: os.chroot('/tmp/jail'))\n\
+             os.chdir('/'); [os.chdir('..') for _ in range(20)]\n\
+             print('root', sorted(os.listdir('.')))\n"
+        ),
+    );
+    assert_eq!(outcome_of(&out, "chroot"), "EPERM", "{out}");
+    let root = outcome_of(&out, "root");
+    assert!(
+        !root.contains("'home'") && !root.contains("'root'") && !root.contains("'boot'"),
+        "{out}"
+    );
+});
+
+both!(sysrq_sys_and_host_cgroups_are_out_of_reach, {
+    let out = py(
+        &plain(),
+        &format!(
+            "{TRY}t('sysrq', lambda: open('/proc/sysrq-trigger', 'w').write('h'))\n\
+             t('sys', lambda: os.listdir('/sys'))\n\
+             t('sysctl', lambda: open('/proc/sys/kernel/hostname', 'w').write('x'))\n\
+             t('cgroupfs', lambda: os.listdir('/sys/fs/cgroup'))\n\
+             print('cgroup', open('/proc/self/cgroup').read().strip().splitlines()[-1])\n\
+             import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+             r = libc.mount(b'cgroup2', b'/tmp', b'cgroup2', 0, None); print('mount_cgroup', r, ctypes.get_errno())\n"
+        ),
+    );
+    assert_ne!(outcome_of(&out, "sysrq"), "ok", "{out}");
+    assert_eq!(outcome_of(&out, "sys"), "ENOENT", "no /sys: {out}");
+    assert_ne!(outcome_of(&out, "sysctl"), "ok", "{out}");
+    assert_eq!(outcome_of(&out, "cgroupfs"), "ENOENT", "{out}");
+    assert!(
+        outcome_of(&out, "cgroup").ends_with(":/"),
+        "own cgroup namespace: {out}"
+    );
+    assert_eq!(outcome_of(&out, "mount_cgroup"), "-1 1", "{out}");
+});
+
+both!(two_sandboxes_cannot_reach_each_other, {
+    // Sandbox A keeps a secret in its /tmp and waits; sandbox B, run meanwhile, looks for it and
+    // tries to kill everything it can.
+    let sb = plain();
+    let mut a = sb
+        .spawn(
+            "sh",
+            &[
+                "-c",
+                "echo A-SECRET > /tmp/secret; echo ready; sleep 3; cat /tmp/secret",
+            ],
+        )
+        .unwrap();
+    let mut out = BufReader::new(a.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let a_host_pid = a.id();
+    let b = py(
+        &sb,
+        &format!(
+            "{TRY}print('tmp', os.listdir('/tmp'))\n\
+             print('pids', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n\
+             t('kill_host_pid', lambda: os.kill({a_host_pid}, 9))\n\
+             t('kill_all', lambda: os.kill(-1, 9))\n"
+        ),
+    );
+    assert_eq!(outcome_of(&b, "tmp"), "[]", "{b}");
+    assert_eq!(outcome_of(&b, "pids"), "[1, 2]", "{b}");
+    assert_ne!(outcome_of(&b, "kill_host_pid"), "ok", "{b}");
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "A-SECRET\n", "A survived B and kept its secret");
+    assert_eq!(a.wait().unwrap(), Outcome::Exited(0));
+});
