@@ -459,3 +459,44 @@ fn caller_enforces_the_wall_time_limit_when_the_init_cannot() {
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 }
+
+extern "C" fn exit_42(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(42) }
+}
+
+#[test]
+fn stray_signals_to_the_init_do_not_end_the_run() {
+    // The init is a copy of the caller: it must not run the caller's signal handlers (which need
+    // not be async-signal-safe there), nor die of signals meant for the caller's process group.
+    // This process gets a SIGUSR2 handler, as an embedding host might have; only the init is sent
+    // the signal.
+    // SAFETY: installs a plain function as the handler of a signal no other test uses.
+    unsafe { libc::signal(libc::SIGUSR2, exit_42 as *const () as libc::sighandler_t) };
+    let sb = Sandbox::builder()
+        .wall_time_limit(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut child = sb.spawn("sh", &["-c", "sleep 0.5; echo survived"]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    for sig in [
+        libc::SIGUSR2,
+        libc::SIGUSR1,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGALRM,
+    ] {
+        // SAFETY: kill(2) on the init's host pid, which is alive (the program sleeps 0.5 s).
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(child.wait().unwrap(), Outcome::Exited(0));
+    assert_eq!(out, "survived\n");
+}

@@ -235,6 +235,27 @@ fn raw_fork() -> libc::pid_t {
 
 /// The sandbox's init. Called in the child right after the namespace clone.
 pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
+    // Signals arrive blocked (the parent blocks them around the clone). Ignore every one but
+    // SIGCHLD before anything else: the handlers inherited from the caller are not ours to run
+    // (nor async-signal-safe here), and nothing but the death pipe or SIGKILL may end the init.
+    // The raw syscall: glibc's wrappers refuse its reserved signals. {SIG_IGN, 0, 0, 0} is the
+    // kernel's struct sigaction for "ignore".
+    let ign: [u64; 4] = [1, 0, 0, 0];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGCHLD {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid kernel sigaction and a NULL old-action pointer.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                ign.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8,
+            )
+        };
+    }
     close_others(a.keep);
     let rep = a.report_w;
     // Wait for the parent to write our uid/gid maps. EOF means the parent gave up.
