@@ -120,24 +120,6 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     })
 }
 
-/// Block every signal in the calling thread; returns the previous mask.
-fn block_all_signals() -> libc::sigset_t {
-    // SAFETY: sigset operations on local values; pthread_sigmask only changes this thread's mask.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
-    }
-}
-
-/// Put back the mask [`block_all_signals`] returned.
-fn restore_signals(old: &libc::sigset_t) {
-    // SAFETY: `old` is a mask pthread_sigmask filled in.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
-}
-
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| Error::io("creating a pipe", e.into()))
@@ -355,12 +337,12 @@ pub(crate) fn spawn(
 
     // Block every signal in this thread across the clone, so that none is delivered to the child
     // before it has set them all to "ignore" (it would run the caller's handler there).
-    let mask = block_all_signals();
+    let mask = userns::block_all_signals();
     // SAFETY: the child runs only `init_main`, which makes async-signal-safe calls on the data
     // prepared above and ends in execve or _exit.
     let cloned = unsafe { userns::clone_pidfd(userns::NS_FLAGS) };
     if !matches!(cloned, Ok((0, _))) {
-        restore_signals(&mask);
+        userns::restore_signals(&mask);
     }
     let (pid, pidfd) = match cloned {
         Ok((0, _)) => child::init_main(&args),

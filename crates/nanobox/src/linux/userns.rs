@@ -167,14 +167,35 @@ pub(crate) fn etc_userns(hidden_id: u32) -> io::Result<OwnedFd> {
     helper_userns(&map, &map)
 }
 
+/// Block every signal in the calling thread; returns the previous mask.
+pub(crate) fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset operations on local values; pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+/// Put back the mask [`block_all_signals`] returned.
+pub(crate) fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: `old` is a mask pthread_sigmask filled in.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+}
+
 /// A user namespace with these maps, held by a descriptor (its short-lived process is gone).
 ///
 /// The helper process only sleeps until it is killed: it holds no pipe, since a helper cloned by
 /// another thread at the same moment would inherit the pipe's write end and keep it from closing.
 fn helper_userns(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
-    // SAFETY: the child only calls pause and _exit, both async-signal-safe.
-    let (pid, pidfd) = unsafe { clone_pidfd(libc::CLONE_NEWUSER as u64)? };
-    if pid == 0 {
+    // With every signal blocked across the clone, the helper never runs a handler of the caller's;
+    // only the parent's SIGKILL ends its pause.
+    let mask = block_all_signals();
+    // SAFETY: the child only calls pause, which is async-signal-safe.
+    let cloned = unsafe { clone_pidfd(libc::CLONE_NEWUSER as u64) };
+    if let Ok((0, _)) = cloned {
         // SAFETY: child side: sleep until killed by the parent.
         unsafe {
             loop {
@@ -182,6 +203,8 @@ fn helper_userns(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
             }
         }
     }
+    restore_signals(&mask);
+    let (pid, pidfd) = cloned?;
     let pidfd = pidfd.expect("pidfd for parent");
     let res = (|| {
         std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)?;
