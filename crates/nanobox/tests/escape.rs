@@ -150,3 +150,32 @@ both!(two_sandboxes_cannot_reach_each_other, {
     assert_eq!(line, "A-SECRET\n", "A survived B and kept its secret");
     assert_eq!(a.wait().unwrap(), Outcome::Exited(0));
 });
+
+both!(a_crash_dumps_no_core_and_starts_no_host_helper, {
+    // With a pipe core_pattern (systemd-coredump, apport) a crash starts a host helper as root on
+    // the crashed program's memory. RLIMIT_CORE is 1 byte, soft and hard: the kernel then aborts
+    // pipe dumps, and file dumps are below their minimum. The program cannot raise it.
+    let r = plain()
+        .run(
+            "sh",
+            &["-c", "grep '^Max core' /proc/self/limits; (ulimit -c unlimited 2>/dev/null; echo raise=$?; sh -c 'kill -SEGV $$'); ls /tmp | grep -c core"],
+        )
+        .unwrap();
+    let limit: Vec<&str> = r
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        limit[4..7],
+        ["1", "1", "bytes"],
+        "soft and hard core limit of 1 byte: {r:?}"
+    );
+    assert!(
+        !r.stdout.contains("raise=0"),
+        "the hard limit cannot be raised: {r:?}"
+    );
+    assert!(r.stdout.trim_end().ends_with("\n0"), "no core file: {r:?}");
+});

@@ -42,6 +42,7 @@ pub(crate) enum Step {
     WorkingDir,
     SignalMask,
     Seccomp,
+    CoreLimit,
 }
 
 impl Step {
@@ -63,6 +64,7 @@ impl Step {
             WorkingDir,
             SignalMask,
             Seccomp,
+            CoreLimit,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -84,6 +86,7 @@ impl Step {
             Step::WorkingDir => "changing to the working directory",
             Step::SignalMask => "resetting signal handlers",
             Step::Seccomp => "installing the seccomp filter",
+            Step::CoreLimit => "disabling core dumps",
         }
     }
 }
@@ -488,6 +491,16 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
     };
     if let Err(e) = rustix::thread::set_capabilities(None, none) {
         step_fail(rep, Step::Capabilities, e.raw_os_error());
+    }
+    // No core dumps, and none through a host core_pattern pipe helper (which would run as root on
+    // the program's memory): the kernel aborts pipe dumps when RLIMIT_CORE is exactly 1, and a
+    // file dump needs more than 1 byte. Soft and hard, so the program cannot raise it.
+    let one = rustix::process::Rlimit {
+        current: Some(1),
+        maximum: Some(1),
+    };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, one) {
+        step_fail(rep, Step::CoreLimit, e.raw_os_error());
     }
     if let Err(e) = rustix::process::chdir(a.workdir) {
         step_fail(rep, Step::WorkingDir, e.raw_os_error());
