@@ -179,3 +179,37 @@ both!(a_crash_dumps_no_core_and_starts_no_host_helper, {
     );
     assert!(r.stdout.trim_end().ends_with("\n0"), "no core file: {r:?}");
 });
+
+/// Whether this process holds CAP_SYS_RESOURCE (root in some containers does not).
+fn has_cap_sys_resource() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:\t"))
+        .unwrap();
+    u64::from_str_radix(eff.trim(), 16).unwrap() & (1 << 24) /* CAP_SYS_RESOURCE */ != 0
+}
+
+both!(the_sandbox_is_the_first_oom_victim, {
+    // A caller protected from the OOM killer (a daemon with a low oom_score_adj) must not pass that
+    // protection on: the untrusted program is the one to kill first. Whatever this process has,
+    // the program starts at 1000; where the caller holds CAP_SYS_RESOURCE, 1000 is also a floor
+    // the program cannot go below.
+    let mine = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
+    assert_ne!(
+        mine.trim(),
+        "1000",
+        "the test needs a caller that is not already at 1000"
+    );
+    let r = plain()
+        .run("sh", &["-c", "cat /proc/self/oom_score_adj; echo 0 > /proc/self/oom_score_adj; echo lower=$?; cat /proc/self/oom_score_adj"])
+        .unwrap();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "1000", "{r:?}");
+    if has_cap_sys_resource() {
+        assert!(
+            lines[1] != "lower=0" && lines[2] == "1000",
+            "the program cannot lower it: {r:?}"
+        );
+    }
+});

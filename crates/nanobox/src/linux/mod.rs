@@ -366,6 +366,14 @@ pub(crate) fn spawn(
         let _ = userns::wait_pidfd(&pidfd);
         err
     };
+    // The sandbox is the OOM killer's first choice, whatever protection the caller has; written by
+    // a parent with CAP_SYS_RESOURCE it is also a floor the program cannot lower.
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), "1000") {
+        return Err(abort(Error::Setup {
+            step: "making the sandbox the first OOM victim (/proc/PID/oom_score_adj)".into(),
+            source: e,
+        }));
+    }
     if let Err(e) = prep.maps.write(pid) {
         return Err(abort(Error::Setup {
             step: format!(
