@@ -207,58 +207,12 @@ fn close_others(keep: &[RawFd]) {
     unsafe { libc::close_range(next, u32::MAX, 0) };
 }
 
-/// A fork that runs no atfork handlers (they belong to the caller and are not async-signal-safe).
-fn raw_fork() -> libc::pid_t {
-    // SAFETY: clone_args is plain data; flags 0 with SIGCHLD is fork(2). The child continues on a
-    // copy of this stack, as after fork.
-    let r = unsafe {
-        let mut args: libc::clone_args = std::mem::zeroed();
-        args.exit_signal = libc::SIGCHLD as u64;
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut libc::clone_args,
-            std::mem::size_of::<libc::clone_args>(),
-        )
-    };
-    if r < 0 && last_errno() == libc::ENOSYS {
-        // SAFETY: clone(2) with SIGCHLD and a NULL stack is fork(2), without atfork handlers.
-        return unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::SIGCHLD as usize,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            )
-        } as libc::pid_t;
-    }
-    r as libc::pid_t
-}
-
 /// The sandbox's init. Called in the child right after the namespace clone.
 pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
     // Signals arrive blocked (the parent blocks them around the clone). Ignore every one but
     // SIGCHLD before anything else: the handlers inherited from the caller are not ours to run
     // (nor async-signal-safe here), and nothing but the death pipe or SIGKILL may end the init.
-    // The raw syscall: glibc's wrappers refuse its reserved signals. {SIG_IGN, 0, 0, 0} is the
-    // kernel's struct sigaction for "ignore".
-    let ign: [u64; 4] = [1, 0, 0, 0];
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGCHLD {
-            continue;
-        }
-        // SAFETY: rt_sigaction with a valid kernel sigaction and a NULL old-action pointer.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                ign.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                8,
-            )
-        };
-    }
+    super::sys::set_all_signals(true, libc::SIGCHLD);
     close_others(a.keep);
     let rep = a.report_w;
     // Wait for the parent to write our uid/gid maps. EOF means the parent gave up.
@@ -308,10 +262,12 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
     }
 
     let start = now_ns();
-    let pid = raw_fork();
-    if pid < 0 {
-        step_fail(rep, Step::ForkProgram, last_errno());
-    }
+    // A fork that runs none of the caller's atfork handlers (they are not async-signal-safe).
+    // SAFETY: the child goes straight to `program_main`, which ends in execve or _exit.
+    let pid = match unsafe { super::sys::raw_clone(0, libc::SIGCHLD as u64, None) } {
+        Ok(pid) => pid,
+        Err(e) => step_fail(rep, Step::ForkProgram, e),
+    };
     if pid == 0 {
         program_main(a);
     }
@@ -412,21 +368,7 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
         }
         // Dispositions set to "ignore" survive execve; the caller's (Python ignores SIGPIPE) must
         // not leak into the program.
-        // The raw syscall: glibc's wrappers refuse the signals it reserves for itself (32, 33),
-        // which can still be ignored in the caller. A zeroed kernel sigaction is SIG_DFL.
-        let dfl = [0u64; 4];
-        for sig in 1..=64 {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                dfl.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                8,
-            );
-        }
+        super::sys::set_all_signals(false, 0);
         libc::umask(0o022);
     }
     if let Err(e) = rustix::process::setsid() {

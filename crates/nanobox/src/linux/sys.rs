@@ -306,3 +306,82 @@ pub(crate) fn mount_setattr(
         Ok(())
     }
 }
+
+/// clone3 with `flags` and `exit_signal` (and `CLONE_PIDFD` when `pidfd` is given), falling back to
+/// clone(2) where clone3 is filtered out (Docker's default seccomp profile answers ENOSYS, as
+/// nanobox's own does). No stack is passed: the child continues on a copy of this one, as after
+/// fork(2), and no atfork handler runs. Returns the child's pid in the parent and 0 in the child.
+/// Async-signal-safe.
+///
+/// # Safety
+/// In the child, only async-signal-safe calls may follow, and it must end in `execve` or `_exit`.
+pub(crate) unsafe fn raw_clone(
+    flags: u64,
+    exit_signal: u64,
+    pidfd: Option<&mut RawFd>,
+) -> SysResult<libc::pid_t> {
+    let pidfd_ptr = pidfd.map_or(std::ptr::null_mut(), |p| p as *mut RawFd);
+    let flags = if pidfd_ptr.is_null() {
+        flags
+    } else {
+        flags | libc::CLONE_PIDFD as u64
+    };
+    // SAFETY: clone_args is plain data, zero is valid for every field.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags;
+    args.pidfd = pidfd_ptr as u64;
+    args.exit_signal = exit_signal;
+    // SAFETY: `args` is valid for the call and its size is passed; without CLONE_VM the child gets
+    // a copy of the address space (the caller's contract covers what it then does).
+    let mut r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    if r < 0 && last_errno() == libc::ENOSYS {
+        // SAFETY: clone(2) takes the same flags with the exit signal in the low byte and returns
+        // the pidfd through parent_tid; on x86_64 the arguments are flags, stack, parent_tid,
+        // child_tid, tls.
+        r = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                flags | exit_signal,
+                0usize,
+                pidfd_ptr,
+                0usize,
+                0usize,
+            )
+        };
+    }
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r as libc::pid_t)
+    }
+}
+
+/// Set the disposition of every signal (but SIGKILL, SIGSTOP and `keep`) to `SIG_DFL` or `SIG_IGN`.
+/// The raw syscall, because glibc's wrappers refuse the signals it reserves for itself (32, 33),
+/// which a caller can still have ignored. Async-signal-safe.
+pub(crate) fn set_all_signals(ignore: bool, keep: libc::c_int) {
+    // The kernel's struct sigaction on x86_64: handler, flags, restorer, mask. Handler 0 is
+    // SIG_DFL, 1 is SIG_IGN.
+    let action: [u64; 4] = [u64::from(ignore), 0, 0, 0];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == keep {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid kernel sigaction and a NULL old-action pointer.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                action.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8,
+            )
+        };
+    }
+}

@@ -30,48 +30,14 @@ const P_PIDFD: libc::idtype_t = 3;
 /// In the child, only async-signal-safe calls may follow, and it must end in `execve` or `_exit`.
 pub(crate) unsafe fn clone_pidfd(flags: u64) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
     let mut pidfd: RawFd = -1;
-    // SAFETY: clone_args is plain data; zero is valid for every field.
-    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = flags | libc::CLONE_PIDFD as u64;
-    args.pidfd = &mut pidfd as *mut RawFd as u64;
-    args.exit_signal = 0;
-    // SAFETY: `args` is valid for the call and its size is passed; without CLONE_VM the child gets
-    // a copy of the address space and continues on a copy of this stack, as after fork(2).
-    let mut r = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut libc::clone_args,
-            std::mem::size_of::<libc::clone_args>(),
-        )
-    };
-    if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-        // clone3 filtered out (Docker's default seccomp profile answers ENOSYS, as nanobox's
-        // own does): clone(2) takes the same flags here, returns the pidfd through parent_tid,
-        // and with a NULL stack continues on a copy of this one, as fork(2) does.
-        // SAFETY: as above; on x86_64 the argument order is flags, stack, parent_tid, child_tid,
-        // tls.
-        r = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                flags | libc::CLONE_PIDFD as u64,
-                0usize,
-                &mut pidfd as *mut RawFd,
-                0usize,
-                0usize,
-            )
-        };
-    }
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if r == 0 {
+    // SAFETY: the caller's contract is raw_clone's.
+    let pid = unsafe { super::sys::raw_clone(flags, 0, Some(&mut pidfd)) }
+        .map_err(io::Error::from_raw_os_error)?;
+    if pid == 0 {
         return Ok((0, None));
     }
     // SAFETY: the kernel returned a new pidfd that nobody else owns.
-    Ok((
-        r as libc::pid_t,
-        Some(unsafe { OwnedFd::from_raw_fd(pidfd) }),
-    ))
+    Ok((pid, Some(unsafe { OwnedFd::from_raw_fd(pidfd) })))
 }
 
 /// Wait for a child started by [`clone_pidfd`]; returns its raw wait status as (code, signal).
