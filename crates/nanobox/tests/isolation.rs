@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
@@ -22,21 +21,7 @@ fn plain() -> Sandbox {
 
 /// Host pids whose command line contains `needle`.
 fn host_processes_with(needle: &str) -> Vec<u32> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            if String::from_utf8_lossy(&c)
-                .replace('\0', " ")
-                .contains(needle)
-            {
-                v.push(pid);
-            }
-        }
-    }
-    v
+    common::host_processes(|c| c.contains(needle))
 }
 
 both!(python_and_sh_work, {
@@ -378,14 +363,8 @@ both!(acting_as_host_root_fails, {
     if common::is_root() {
         assert!(uids.iter().all(|&u| u == 65534), "{uids:?}");
     }
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert_eq!(child.wait().unwrap(), Outcome::Exited(0));
+    let (out, outcome) = common::output_and_wait(&mut child);
+    assert_eq!(outcome, Outcome::Exited(0));
     assert!(
         out.starts_with("1000\n"),
         "uid inside is 1000, never 0: {out}"

@@ -21,21 +21,9 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn host_processes_with(needle: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .map(|c| {
-                    String::from_utf8_lossy(&c)
-                        .replace('\0', " ")
-                        .starts_with(needle)
-                })
-                .unwrap_or(false)
-        })
-        .count()
+/// How many host processes' command lines start with `prefix`.
+fn host_processes_with(prefix: &str) -> usize {
+    common::host_processes(|c| c.starts_with(prefix)).len()
 }
 
 fn open_fds() -> usize {
@@ -490,13 +478,7 @@ fn stray_signals_to_the_init_do_not_end_the_run() {
         // SAFETY: kill(2) on the init's host pid, which is alive (the program sleeps 0.5 s).
         assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
     }
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert_eq!(child.wait().unwrap(), Outcome::Exited(0));
+    let (out, outcome) = common::output_and_wait(&mut child);
+    assert_eq!(outcome, Outcome::Exited(0));
     assert_eq!(out, "survived\n");
 }

@@ -51,6 +51,33 @@ impl Drop for TempDir {
     }
 }
 
+/// Host pids whose command line (NULs shown as spaces) satisfies `matches`.
+pub fn host_processes(matches: impl Fn(&str) -> bool) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| matches(&String::from_utf8_lossy(&c).replace('\0', " ")))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Read the child's stdout to its end, then wait for it.
+pub fn output_and_wait(child: &mut nanobox::Child) -> (String, nanobox::Outcome) {
+    use std::io::Read;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    (out, child.wait().unwrap())
+}
+
 /// Compile a C program with the system compiler (installed by .ci/run) into `dir`; return its path.
 pub fn compile_c(dir: &Path, name: &str, source: &str) -> PathBuf {
     let src = dir.join(format!("{name}.c"));
