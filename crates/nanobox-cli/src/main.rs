@@ -164,6 +164,11 @@ struct RunArgs {
     #[arg(long, help_heading = "Output")]
     json: bool,
 
+    /// Where the host refuses user namespaces, run with Landlock + seccomp alone instead of
+    /// failing (weaker; every weakness is printed to stderr and listed in --json's "degraded")
+    #[arg(long, help_heading = "Isolation")]
+    allow_degraded: bool,
+
     /// PROGRAM and its ARGS. PROGRAM is looked up in the sandbox's PATH unless it contains a '/';
     /// everything after it is passed on as it is, also words that start with '-'
     #[arg(value_name = "PROGRAM", required = true, num_args = 1.., trailing_var_arg = true)]
@@ -262,6 +267,9 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(name) = &args.hostname {
         builder = builder.hostname(name.clone());
     }
+    if args.allow_degraded {
+        builder = builder.allow_degraded_isolation();
+    }
     match stdio::stdin_for(args.stdin.as_deref()) {
         Ok(stdin) => builder = builder.stdin(stdin),
         Err(msg) => {
@@ -273,6 +281,11 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    if !args.json {
+        for note in sandbox.degraded() {
+            eprintln!("nanobox: degraded: {note}");
+        }
+    }
 
     let (program, rest) = args.program.split_first().expect("clap requires PROGRAM");
     if args.json {

@@ -164,6 +164,8 @@ pub(crate) struct Policy {
     #[allow(dead_code)] // one variant today; the allowlist proxy reads it
     pub network: Network,
     pub seccomp: SeccompPolicy,
+    /// Run with Landlock + seccomp alone where user namespaces are unavailable.
+    pub allow_degraded_isolation: bool,
 }
 
 /// Builds a [`crate::Sandbox`]. Every option that is accepted is enforced; [`SandboxBuilder::build`]
@@ -181,6 +183,7 @@ pub struct SandboxBuilder {
     tmp_size: u64,
     network: Network,
     seccomp: SeccompPolicy,
+    allow_degraded_isolation: bool,
 }
 
 impl Default for SandboxBuilder {
@@ -196,6 +199,7 @@ impl Default for SandboxBuilder {
             tmp_size: DEFAULT_TMP_SIZE,
             network: Network::None,
             seccomp: SeccompPolicy::default(),
+            allow_degraded_isolation: false,
         }
     }
 }
@@ -281,6 +285,17 @@ impl SandboxBuilder {
     /// The syscall filter (default: [`SeccompPolicy::default()`], nanobox's default filter).
     pub fn seccomp(mut self, policy: SeccompPolicy) -> Self {
         self.seccomp = policy;
+        self
+    }
+
+    /// Where the host refuses user namespaces (a container's seccomp profile,
+    /// `user.max_user_namespaces=0`, AppArmor), run anyway with Landlock + seccomp alone instead
+    /// of failing. Weaker, and said so: every result lists what is missing in
+    /// [`crate::RunResult::degraded`]. Needs Landlock ABI 6 (Linux 6.12); mounts must keep their
+    /// host path; the hostname cannot be set. On a host with user namespaces this changes nothing.
+    /// See docs/platform-linux.md, "Degraded mode".
+    pub fn allow_degraded_isolation(mut self) -> Self {
+        self.allow_degraded_isolation = true;
         self
     }
 
@@ -445,6 +460,7 @@ impl SandboxBuilder {
             tmp_size: self.tmp_size,
             network: self.network,
             seccomp: self.seccomp,
+            allow_degraded_isolation: self.allow_degraded_isolation,
         })
     }
 }

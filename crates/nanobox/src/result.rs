@@ -79,6 +79,10 @@ pub struct RunResult {
     pub outcome: Outcome,
     /// Wall-clock time from the program's start to the end of the run.
     pub wall_time: Duration,
+    /// What protected this run less than full isolation would have, one line each; empty for a
+    /// fully isolated run. Only a sandbox built with an explicit opt-in (e.g.
+    /// [`crate::SandboxBuilder::allow_degraded_isolation`]) can run degraded.
+    pub degraded: Vec<String>,
 }
 
 impl RunResult {
@@ -100,6 +104,7 @@ impl RunResult {
             stderr_truncated,
             outcome,
             wall_time,
+            degraded: Vec::new(),
         }
     }
 
@@ -138,10 +143,11 @@ impl fmt::Display for RunResult {
 }
 
 /// Serialised as the run report of the CLI's `--json`: `status`, `exit_code`, `signal`, `stdout`,
-/// `stderr`, `stdout_truncated`, `stderr_truncated`, `wall_time_ms`.
+/// `stderr`, `stdout_truncated`, `stderr_truncated`, `wall_time_ms`, `degraded` (a list of strings,
+/// empty for a fully isolated run).
 impl Serialize for RunResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("RunResult", 8)?;
+        let mut st = s.serialize_struct("RunResult", 9)?;
         st.serialize_field("status", self.outcome.status())?;
         st.serialize_field("exit_code", &self.outcome.code())?;
         st.serialize_field("signal", &self.outcome.signal())?;
@@ -150,6 +156,7 @@ impl Serialize for RunResult {
         st.serialize_field("stdout_truncated", &self.stdout_truncated)?;
         st.serialize_field("stderr_truncated", &self.stderr_truncated)?;
         st.serialize_field("wall_time_ms", &(self.wall_time.as_secs_f64() * 1000.0))?;
+        st.serialize_field("degraded", &self.degraded)?;
         st.end()
     }
 }

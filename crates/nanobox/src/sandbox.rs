@@ -44,6 +44,13 @@ impl Sandbox {
         })
     }
 
+    /// What is weaker than full isolation in every run of this sandbox, one line each: empty
+    /// unless it was built with [`SandboxBuilder::allow_degraded_isolation`] on a host that
+    /// needs it. Runs repeat the list in [`RunResult::degraded`].
+    pub fn degraded(&self) -> &[String] {
+        self.inner.prepared.degraded_notes()
+    }
+
     /// What this host supports, and what a run will use. Never fails: missing pieces are reported.
     pub fn probe() -> Probe {
         backend::probe()

@@ -20,6 +20,12 @@ fn unsupported() -> Error {
 
 #[derive(Debug)]
 pub(crate) struct Prepared;
+
+impl Prepared {
+    pub(crate) fn degraded_notes(&self) -> &[String] {
+        &[]
+    }
+}
 #[derive(Debug)]
 pub(crate) struct Process;
 #[derive(Debug)]

@@ -26,6 +26,24 @@ both!(python_multiprocessing_pool_works, {
     );
 });
 
+both!(stdio_reopened_by_name_works, {
+    // Scripts write to /dev/stdout and /dev/stderr, which reopen the pipes through /proc/self/fd.
+    let r = sandbox()
+        .run(
+            "sh",
+            &[
+                "-c",
+                "echo out > /dev/stdout; echo err > /dev/stderr; echo more >> /dev/stdout",
+            ],
+        )
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Exited(0), "{r:?}");
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        ("out\nmore\n", "err\n")
+    );
+});
+
 both!(shell_pipelines_work, {
     let script = "set -o pipefail; seq 1 1000 | grep 7 | sort -r | head -3 | tr '\\n' ' '; \
                   echo $(( $(yes | head -c 100000 | wc -c) )); ls /usr/bin | wc -l | awk '{print ($1 > 100)}'";

@@ -213,3 +213,55 @@ both!(the_sandbox_is_the_first_oom_victim, {
         );
     }
 });
+
+/// Python: stack Landlock layers (each handling only `execute`) until the kernel refuses, and
+/// print how many fit.
+const LANDLOCK_STACK: &str = "import ctypes, os\n\
+libc = ctypes.CDLL(None, use_errno=True)\n\
+assert libc.prctl(38, 1, 0, 0, 0) == 0\n\
+attr = (1).to_bytes(8, 'little')\n\
+n = 0\n\
+while True:\n\
+\x20   fd = libc.syscall(444, ctypes.c_char_p(attr), ctypes.c_size_t(8), 0)\n\
+\x20   assert fd >= 0, ctypes.get_errno()\n\
+\x20   r = libc.syscall(446, fd, 0)\n\
+\x20   os.close(fd)\n\
+\x20   if r != 0:\n\
+\x20       print('layers', n, 'errno', ctypes.get_errno())\n\
+\x20       break\n\
+\x20   n += 1\n";
+
+both!(the_program_runs_inside_a_landlock_domain, {
+    // The Landlock layer is invisible while the mounts agree with it, so count it: the kernel
+    // allows a fixed number of stacked layers, and inside the sandbox one is already taken.
+    if !std::path::Path::new("/sys/kernel/security/lsm").exists()
+        || !std::fs::read_to_string("/sys/kernel/security/lsm")
+            .unwrap_or_default()
+            .contains("landlock")
+    {
+        eprintln!("skipped: Landlock is not enabled on this kernel");
+        return;
+    }
+    let outside = std::process::Command::new("python3")
+        .args(["-c", LANDLOCK_STACK])
+        .output()
+        .unwrap();
+    let outside = String::from_utf8_lossy(&outside.stdout).into_owned();
+    let inside = py(&plain(), LANDLOCK_STACK);
+    let count = |s: &str| -> u32 {
+        s.split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {s:?}"))
+    };
+    // E2BIG: the layer limit, not some other refusal.
+    assert!(
+        inside.contains("errno 7") && outside.contains("errno 7"),
+        "{inside} / {outside}"
+    );
+    assert_eq!(
+        count(&inside) + 1,
+        count(&outside),
+        "inside: {inside} outside: {outside}"
+    );
+});

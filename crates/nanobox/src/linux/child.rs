@@ -43,6 +43,9 @@ pub(crate) enum Step {
     SignalMask,
     Seccomp,
     CoreLimit,
+    LandlockRules,
+    LandlockRestrict,
+    DegradedInit,
 }
 
 impl Step {
@@ -65,6 +68,9 @@ impl Step {
             SignalMask,
             Seccomp,
             CoreLimit,
+            LandlockRules,
+            LandlockRestrict,
+            DegradedInit,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -87,6 +93,14 @@ impl Step {
             Step::SignalMask => "resetting signal handlers",
             Step::Seccomp => "installing the seccomp filter",
             Step::CoreLimit => "disabling core dumps",
+            Step::LandlockRules => {
+                "adding the sandbox's own filesystems (/, /tmp, /dev, /dev/shm, /proc) to the \
+                 Landlock ruleset"
+            }
+            Step::LandlockRestrict => "enforcing the Landlock ruleset",
+            Step::DegradedInit => {
+                "setting up the degraded init (subreaper, uid drop, no_new_privs, Landlock scope)"
+            }
         }
     }
 }
@@ -122,6 +136,14 @@ pub(crate) struct ChildArgs<'a> {
     pub envp: &'a [*const c_char],
     pub cap_last: u32,
     pub filters: &'a super::seccomp::Filters,
+    /// The run's Landlock ruleset (host half added), or -1 without Landlock.
+    pub landlock_fd: RawFd,
+    /// The rules init adds for the filesystems it mounted.
+    pub landlock_local: &'a [super::landlock::LocalRule],
+    /// No namespaces: the degraded mode (see `degraded.rs`).
+    pub degraded: bool,
+    /// The degraded init's own scope-only Landlock ruleset, or -1.
+    pub init_scope_fd: RawFd,
 }
 
 fn exit(code: i32) -> ! {
@@ -212,7 +234,13 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
     // Signals arrive blocked (the parent blocks them around the clone). Ignore every one but
     // SIGCHLD before anything else: the handlers inherited from the caller are not ours to run
     // (nor async-signal-safe here), and nothing but the death pipe or SIGKILL may end the init.
-    super::sys::set_all_signals(true, libc::SIGCHLD);
+    // The degraded init also takes SIGUSR1 (on its signalfd): the caller's request to end the run.
+    let keep: &[libc::c_int] = if a.degraded {
+        &[libc::SIGCHLD, libc::SIGUSR1]
+    } else {
+        &[libc::SIGCHLD]
+    };
+    super::sys::set_all_signals(true, keep);
     close_others(a.keep);
     let rep = a.report_w;
     // Wait for the parent to write our uid/gid maps. EOF means the parent gave up.
@@ -233,17 +261,28 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
         step_fail(rep, Step::Dumpable, e.raw_os_error());
     }
 
-    // Become the sandbox user, keeping the capabilities of our own user namespace for the setup.
-    if let Err(e) = become_sandbox_user(a) {
-        step_fail(rep, Step::Identity, e);
-    }
-
-    if let Err((i, e)) = plan::execute(a.plan, &RealSys, a.prepared_fds) {
-        fail(rep, REPORT_PLAN, i as u32, e);
+    if a.degraded {
+        if let Err(e) = degraded_init(a) {
+            step_fail(rep, Step::DegradedInit, e);
+        }
+    } else {
+        // Become the sandbox user, keeping the capabilities of our own user namespace for the
+        // setup.
+        if let Err(e) = become_sandbox_user(a) {
+            step_fail(rep, Step::Identity, e);
+        }
+        if let Err((i, e)) = plan::execute(a.plan, &RealSys, a.prepared_fds) {
+            fail(rep, REPORT_PLAN, i as u32, e);
+        }
     }
     for &fd in a.prepared_fds {
         // SAFETY: the prepared trees are attached; their descriptors are ours to close.
         unsafe { libc::close(fd) };
+    }
+    if a.landlock_fd >= 0 {
+        if let Err((_, e)) = super::landlock::add_local(a.landlock_fd, a.landlock_local) {
+            step_fail(rep, Step::LandlockRules, e);
+        }
     }
 
     // SIGCHLD arrives on a signalfd, so that one poll waits for children, the caller and the clock.
@@ -252,6 +291,9 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
+        if a.degraded {
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+        }
         if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             step_fail(rep, Step::SignalFd, last_errno());
         }
@@ -261,6 +303,8 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
         step_fail(rep, Step::SignalFd, last_errno());
     }
 
+    // SAFETY: getpid is a plain syscall.
+    let init_pid = unsafe { libc::getpid() };
     let start = now_ns();
     // A fork that runs none of the caller's atfork handlers (they are not async-signal-safe).
     // SAFETY: the child goes straight to `program_main`, which ends in execve or _exit.
@@ -269,7 +313,7 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
         Err(e) => step_fail(rep, Step::ForkProgram, e),
     };
     if pid == 0 {
-        program_main(a);
+        program_main(a, init_pid);
     }
     // SAFETY: closing init's copies of descriptors that belong to the program now.
     unsafe {
@@ -290,7 +334,7 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
             let now = now_ns();
             if now >= deadline {
                 write_all(a.status_w, &message(STATUS_TIMEOUT, 0, 0, now - start));
-                exit(0);
+                finish(a);
             }
             ((deadline - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32
         };
@@ -313,12 +357,20 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
         }
         if fds[1].revents != 0 {
             // The caller died or dropped the run: end the sandbox (the kernel kills the namespace).
-            exit(0);
+            finish(a);
         }
         if fds[0].revents != 0 {
             let mut info = [0u8; 128];
+            let mut end = false;
             // SAFETY: draining the signalfd into a buffer of the size of signalfd_siginfo.
-            while unsafe { libc::read(sfd, info.as_mut_ptr().cast(), info.len()) } > 0 {}
+            while unsafe { libc::read(sfd, info.as_mut_ptr().cast(), info.len()) } > 0 {
+                // ssi_signo is the first field.
+                end |= u32::from_ne_bytes([info[0], info[1], info[2], info[3]])
+                    == libc::SIGUSR1 as u32;
+            }
+            if end {
+                finish(a);
+            }
             loop {
                 let mut st: libc::c_int = 0;
                 // SAFETY: valid out-pointer; reaps any exited child, orphans included.
@@ -334,11 +386,59 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
                         message(STATUS_SIGNALED, 0, libc::WTERMSIG(st), el)
                     };
                     write_all(a.status_w, &msg);
-                    exit(0);
+                    finish(a);
                 }
             }
         }
     }
+}
+
+/// End the run. With namespaces, the init's exit does it (the kernel kills the pid namespace).
+/// In the degraded mode the init kills every process of its Landlock domain (the scope limits
+/// `kill(-1)` to the run's own processes, which all reparent to this subreaper), reaps them, and
+/// only then exits, so that nothing of the run outlives it.
+fn finish(a: &ChildArgs<'_>) -> ! {
+    if a.degraded {
+        loop {
+            // SAFETY: kill and waitpid are async-signal-safe; -1 reaches only our domain.
+            let r = unsafe {
+                libc::kill(-1, libc::SIGKILL);
+                libc::waitpid(-1, std::ptr::null_mut(), libc::__WALL)
+            };
+            if r < 0 && last_errno() == libc::ECHILD {
+                break;
+            }
+        }
+    }
+    exit(0)
+}
+
+/// The degraded init: adopt orphans, drop root, and enter a Landlock domain whose scope confines
+/// signals (its own and the program's) to the run.
+fn degraded_init(a: &ChildArgs<'_>) -> Result<(), i32> {
+    let e = |x: rustix::io::Errno| x.raw_os_error();
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointer.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(last_errno());
+    }
+    if rustix::process::geteuid().is_root() {
+        for cap in 0..=a.cap_last {
+            // SAFETY: prctl(PR_CAPBSET_DROP) with an existing capability number.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+                return Err(last_errno());
+            }
+        }
+        rustix::thread::set_thread_groups(&[]).map_err(e)?;
+        let gid = rustix::process::Gid::from_raw_unchecked(a.gid);
+        let uid = rustix::process::Uid::from_raw_unchecked(a.uid);
+        rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(e)?;
+        rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(e)?;
+    }
+    rustix::thread::set_no_new_privs(true).map_err(e)?;
+    super::landlock::restrict(a.init_scope_fd)?;
+    // SAFETY: closing our own descriptor.
+    unsafe { libc::close(a.init_scope_fd) };
+    Ok(())
 }
 
 fn become_sandbox_user(a: &ChildArgs<'_>) -> Result<(), i32> {
@@ -357,7 +457,7 @@ fn become_sandbox_user(a: &ChildArgs<'_>) -> Result<(), i32> {
 }
 
 /// The program process: drop everything, then execve.
-fn program_main(a: &ChildArgs<'_>) -> ! {
+fn program_main(a: &ChildArgs<'_>, init_pid: libc::pid_t) -> ! {
     let rep = a.report_w;
     // SAFETY: signal-mask and disposition resets on local data; all async-signal-safe.
     unsafe {
@@ -368,7 +468,7 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
         }
         // Dispositions set to "ignore" survive execve; the caller's (Python ignores SIGPIPE) must
         // not leak into the program.
-        super::sys::set_all_signals(false, 0);
+        super::sys::set_all_signals(false, &[]);
         libc::umask(0o022);
     }
     if let Err(e) = rustix::process::setsid() {
@@ -401,7 +501,7 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
         step_fail(rep, Step::DeathSignal, e.raw_os_error());
     }
     // SAFETY: getppid is a plain syscall.
-    if unsafe { libc::getppid() } != 1 {
+    if unsafe { libc::getppid() } != init_pid {
         exit(1); // init is already gone
     }
     if let Err(e) = rustix::thread::set_no_new_privs(true) {
@@ -414,10 +514,14 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
         | CapabilitiesSecureBits::KEEP_CAPS_LOCKED
         | CapabilitiesSecureBits::NO_CAP_AMBIENT_RAISE
         | CapabilitiesSecureBits::NO_CAP_AMBIENT_RAISE_LOCKED;
-    if let Err(e) = rustix::thread::set_capabilities_secure_bits(locked) {
-        step_fail(rep, Step::SecureBits, e.raw_os_error());
+    // Without a user namespace the program has no capability to drop, nor the CAP_SETPCAP that
+    // locking the securebits needs (a root caller's degraded init emptied the bounding set).
+    if !a.degraded {
+        if let Err(e) = rustix::thread::set_capabilities_secure_bits(locked) {
+            step_fail(rep, Step::SecureBits, e.raw_os_error());
+        }
     }
-    for cap in 0..=a.cap_last {
+    for cap in (0..=a.cap_last).filter(|_| !a.degraded) {
         // SAFETY: prctl(PR_CAPBSET_DROP) takes a capability number; numbers up to cap_last exist.
         if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
             step_fail(rep, Step::BoundingSet, last_errno());
@@ -433,6 +537,12 @@ fn program_main(a: &ChildArgs<'_>) -> ! {
     };
     if let Err(e) = rustix::thread::set_capabilities(None, none) {
         step_fail(rep, Step::Capabilities, e.raw_os_error());
+    }
+    // The second filesystem layer (needs no_new_privs, set above).
+    if a.landlock_fd >= 0 {
+        if let Err(e) = super::landlock::restrict(a.landlock_fd) {
+            step_fail(rep, Step::LandlockRestrict, e);
+        }
     }
     // No core dumps, and none through a host core_pattern pipe helper (which would run as root on
     // the program's memory): the kernel aborts pipe dumps when RLIMIT_CORE is exactly 1, and a

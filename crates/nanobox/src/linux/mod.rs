@@ -5,6 +5,8 @@
 //! running sandbox seen from the caller), [`probe`] (what the host supports).
 
 mod child;
+mod degraded;
+mod landlock;
 mod plan;
 mod probe;
 mod process;
@@ -38,6 +40,9 @@ pub(crate) struct Prepared {
     etc_userns: Option<OwnedFd>,
     cap_last: u32,
     filters: seccomp::Filters,
+    landlock: Option<landlock::Layer>,
+    /// Set when the host has no user namespaces and the policy allowed the degraded mode.
+    degraded: Option<degraded::Degraded>,
     workdir: CString,
     env: Vec<CString>,
     path_dirs: Vec<Vec<u8>>,
@@ -53,6 +58,11 @@ impl std::fmt::Debug for Prepared {
 }
 
 pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
+    if policy.allow_degraded_isolation {
+        if let Err(why) = degraded::userns_available() {
+            return prepare_degraded(policy, why);
+        }
+    }
     let root = rustix::process::geteuid().is_root();
     // Root prepares idmapped trees in the parent (only the initial user namespace may idmap);
     // an unprivileged caller's init binds the host paths itself.
@@ -88,7 +98,27 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     })?;
     let layout = plan::HostLayout::read(etc == plan::EtcMode::Masked);
     let plan = plan::build(policy, &layout, mode, etc);
+    let landlock = landlock::Layer::prepare(policy, &layout.dirs)?;
     let workdir = userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?;
+    let (env, path_dirs) = env_strings(policy)?;
+    Ok(Prepared {
+        plan,
+        mode,
+        maps: userns::IdMaps::for_caller(),
+        idmap_userns,
+        etc_userns,
+        cap_last: userns::cap_last(),
+        filters,
+        landlock,
+        degraded: None,
+        workdir,
+        env,
+        path_dirs,
+    })
+}
+
+/// The environment's strings and the PATH directories the program is looked up in.
+fn env_strings(policy: &Policy) -> Result<(Vec<CString>, Vec<Vec<u8>>)> {
     let mut env = Vec::with_capacity(policy.env.len());
     let mut path_dirs = Vec::new();
     for (k, v) in &policy.env {
@@ -106,18 +136,42 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
                 .collect();
         }
     }
+    Ok((env, path_dirs))
+}
+
+/// A sandbox for a host without user namespaces, with the caller's explicit consent.
+fn prepare_degraded(policy: &Policy, why: Error) -> Result<Prepared> {
+    let layout = plan::HostLayout::read(false);
+    let deg = degraded::prepare(policy, &why, &layout.dirs)?;
+    let filters =
+        seccomp::filters(&degraded::seccomp_policy(&policy.seccomp)).map_err(|reason| {
+            Error::InvalidOption {
+                option: "seccomp",
+                reason,
+            }
+        })?;
+    let (env, path_dirs) = env_strings(policy)?;
     Ok(Prepared {
-        plan,
-        mode,
+        plan: Vec::new(),
+        mode: plan::MountMode::InChild,
         maps: userns::IdMaps::for_caller(),
-        idmap_userns,
-        etc_userns,
+        idmap_userns: None,
+        etc_userns: None,
         cap_last: userns::cap_last(),
         filters,
-        workdir,
+        landlock: None,
+        degraded: Some(deg),
+        workdir: userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?,
         env,
         path_dirs,
     })
+}
+
+impl Prepared {
+    /// What is weaker than full isolation in every run of this sandbox (empty when nothing is).
+    pub(crate) fn degraded_notes(&self) -> &[String] {
+        self.degraded.as_ref().map(|d| &d.notes[..]).unwrap_or(&[])
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -285,7 +339,38 @@ pub(crate) fn spawn(
     }
     let mut argv: Vec<*const c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
     argv.push(std::ptr::null());
-    let mut envp: Vec<*const c_char> = prep.env.iter().map(|c| c.as_ptr()).collect();
+    // The degraded mode's stand-in for /tmp, and the strings that name it.
+    let run_dir = match &prep.degraded {
+        Some(d) => Some(degraded::RunDir::create(
+            &d.run_base,
+            d.root_caller.then_some(userns::ROOT_HOST_ID),
+        )?),
+        None => None,
+    };
+    let mut run_env: Vec<CString> = Vec::new();
+    let mut run_workdir = None;
+    if let Some(dir) = &run_dir {
+        for (k, v) in &policy.env {
+            let v = if matches!(k.as_str(), "HOME" | "PWD" | "TMPDIR") {
+                dir.rewrite(v)
+            } else {
+                v.clone()
+            };
+            run_env.push(userns::cstr_of("env", format!("{k}={v}").as_bytes())?);
+        }
+        if !policy.env.iter().any(|(k, _)| k == "TMPDIR") {
+            let mut t = b"TMPDIR=".to_vec();
+            t.extend_from_slice(dir.path_bytes());
+            run_env.push(userns::cstr_of("env", &t)?);
+        }
+        run_workdir = Some(dir.cstring(&policy.working_dir.to_string_lossy())?);
+    }
+    let env_src = if run_dir.is_some() {
+        &run_env
+    } else {
+        &prep.env
+    };
+    let mut envp: Vec<*const c_char> = env_src.iter().map(|c| c.as_ptr()).collect();
     envp.push(std::ptr::null());
 
     let stdin = stdin_fd(stdin)?;
@@ -295,17 +380,34 @@ pub(crate) fn spawn(
     let (death_r, death_w) = pipe()?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    // Programs reopen their stdio by name (`echo > /dev/stderr` goes through /proc/self/fd/2):
+    // the pipes belong to the caller's uid, which the sandbox user is not, so open them to all.
+    // Only processes that may already reach our descriptors can use the names at all.
+    for w in [&out_w, &err_w] {
+        rustix::fs::fchmod(w, Mode::from_raw_mode(0o666))
+            .map_err(|e| Error::io("opening the output pipes to the sandbox user", e.into()))?;
+    }
     let prepared_mounts = match prep.mode {
         plan::MountMode::Prepared => prepare_mounts(policy, prep)?,
         plan::MountMode::InChild => Vec::new(),
     };
     let prepared_fds: Vec<RawFd> = prepared_mounts.iter().map(|f| f.as_raw_fd()).collect();
+    let ruleset = match (&prep.degraded, &run_dir) {
+        (Some(d), Some(dir)) => Some(d.layer.ruleset_with(Some(&dir.path))?),
+        _ => prep.landlock.as_ref().map(|l| l.ruleset()).transpose()?,
+    };
+    let init_scope = match &prep.degraded {
+        Some(_) => Some(degraded::init_scope_ruleset()?),
+        None => None,
+    };
     let mut keep: Vec<RawFd> = [
         &go_r, &report_w, &status_w, &death_r, &stdin, &out_w, &err_w,
     ]
     .iter()
     .map(|f| f.as_raw_fd())
     .chain(prepared_fds.iter().copied())
+    .chain(ruleset.as_ref().map(|f| f.as_raw_fd()))
+    .chain(init_scope.as_ref().map(|f| f.as_raw_fd()))
     .collect();
     keep.sort_unstable();
 
@@ -321,26 +423,43 @@ pub(crate) fn spawn(
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
         drop_groups: !prep.maps.deny_setgroups,
-        uid: userns::SANDBOX_ID,
-        gid: userns::SANDBOX_ID,
+        uid: if prep.degraded.is_some() {
+            userns::ROOT_HOST_ID
+        } else {
+            userns::SANDBOX_ID
+        },
+        gid: if prep.degraded.is_some() {
+            userns::ROOT_HOST_ID
+        } else {
+            userns::SANDBOX_ID
+        },
         wall_limit_ns: policy
             .wall_time_limit
             .map(|d| d.as_nanos().min(u64::MAX as u128) as u64)
             .unwrap_or(0),
-        workdir: &prep.workdir,
+        workdir: run_workdir.as_deref().unwrap_or(&prep.workdir),
         exec_paths: &exec_paths,
         argv: &argv,
         envp: &envp,
         cap_last: prep.cap_last,
         filters: &prep.filters,
+        landlock_fd: landlock::raw(&ruleset),
+        landlock_local: prep.landlock.as_ref().map(|l| l.local()).unwrap_or(&[]),
+        degraded: prep.degraded.is_some(),
+        init_scope_fd: landlock::raw(&init_scope),
     };
 
     // Block every signal in this thread across the clone, so that none is delivered to the child
     // before it has set them all to "ignore" (it would run the caller's handler there).
     let mask = userns::block_all_signals();
+    let flags = if prep.degraded.is_some() {
+        0
+    } else {
+        userns::NS_FLAGS
+    };
     // SAFETY: the child runs only `init_main`, which makes async-signal-safe calls on the data
     // prepared above and ends in execve or _exit.
-    let cloned = unsafe { userns::clone_pidfd(userns::NS_FLAGS) };
+    let cloned = unsafe { userns::clone_pidfd(flags) };
     if !matches!(cloned, Ok((0, _))) {
         userns::restore_signals(&mask);
     }
@@ -359,6 +478,8 @@ pub(crate) fn spawn(
         out_w,
         err_w,
         prepared_mounts,
+        ruleset,
+        init_scope,
     ));
 
     let abort = |err: Error| {
@@ -374,7 +495,9 @@ pub(crate) fn spawn(
             source: e,
         }));
     }
-    if let Err(e) = prep.maps.write(pid) {
+    if prep.degraded.is_some() {
+        // No user namespace, no maps.
+    } else if let Err(e) = prep.maps.write(pid) {
         return Err(abort(Error::Setup {
             step: format!(
                 "writing the uid/gid maps of the sandbox ({})",
@@ -443,8 +566,20 @@ pub(crate) fn spawn(
             io::Error::new(io::ErrorKind::UnexpectedEof, "short report"),
         )));
     }
-    let shared = Arc::new(process::Shared::new(pidfd));
+    let shared = Arc::new(process::Shared::new(pidfd, prep.degraded.is_some()));
     Ok(process::start(
-        pid, shared, status_r, death_w, out_r, err_r, policy,
+        pid,
+        shared,
+        process::Pipes {
+            status_r,
+            death_w,
+            out_r,
+            err_r,
+        },
+        policy,
+        process::Extras {
+            degraded: prep.degraded_notes().to_vec(),
+            run_dir,
+        },
     ))
 }

@@ -24,14 +24,18 @@ const KILL_WALL: u8 = 3;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pidfd: OwnedFd,
+    /// A degraded run's init is asked to end the run (SIGUSR1): killing it would orphan the
+    /// program, which no pid namespace would take down with it.
+    degraded: bool,
     reason: AtomicU8,
     output_limit_at: Mutex<Option<Instant>>,
 }
 
 impl Shared {
-    pub(crate) fn new(pidfd: OwnedFd) -> Shared {
+    pub(crate) fn new(pidfd: OwnedFd, degraded: bool) -> Shared {
         Shared {
             pidfd,
+            degraded,
             reason: AtomicU8::new(KILL_NONE),
             output_limit_at: Mutex::new(None),
         }
@@ -47,7 +51,15 @@ impl Shared {
                 .unwrap_or_else(|p| p.into_inner());
             at.get_or_insert_with(Instant::now);
         }
-        kill_pidfd(&self.pidfd);
+        self.end();
+    }
+
+    fn end(&self) {
+        if self.degraded {
+            let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::USR1);
+        } else {
+            kill_pidfd(&self.pidfd);
+        }
     }
 }
 
@@ -63,17 +75,40 @@ pub(crate) struct Process {
     started: Instant,
     backstop_fired: bool,
     finished: Option<(Outcome, Duration)>,
+    extras: Extras,
+}
+
+/// What a run carries besides its processes.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// What is weaker than full isolation, for the result.
+    pub degraded: Vec<String>,
+    /// The degraded mode's stand-in for /tmp, removed when the run is dropped.
+    #[allow(dead_code)] // held for its Drop
+    pub run_dir: Option<super::degraded::RunDir>,
+}
+
+/// The caller's ends of a run's pipes.
+pub(crate) struct Pipes {
+    pub status_r: OwnedFd,
+    pub death_w: OwnedFd,
+    pub out_r: OwnedFd,
+    pub err_r: OwnedFd,
 }
 
 pub(crate) fn start(
     pid: i32,
     shared: Arc<Shared>,
-    status_r: OwnedFd,
-    death_w: OwnedFd,
-    out_r: OwnedFd,
-    err_r: OwnedFd,
+    pipes: Pipes,
     policy: &Policy,
+    extras: Extras,
 ) -> (Process, OutputPipe, OutputPipe) {
+    let Pipes {
+        status_r,
+        death_w,
+        out_r,
+        err_r,
+    } = pipes;
     let pipe = |fd| OutputPipe {
         fd: Some(fd),
         limit: policy.output_limit,
@@ -93,6 +128,7 @@ pub(crate) fn start(
             started: Instant::now(),
             backstop_fired: false,
             finished: None,
+            extras,
         },
         out,
         err,
@@ -217,8 +253,12 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if self.finished.is_none() {
+            // Closing the death pipe ends the run; a degraded init then kills and reaps the
+            // program's processes itself before it exits.
             self.death_w = None;
-            kill_pidfd(&self.shared.pidfd);
+            if !self.shared.degraded {
+                kill_pidfd(&self.shared.pidfd);
+            }
             let _ = wait_pidfd(&self.shared.pidfd);
         }
     }
@@ -378,14 +418,16 @@ pub(crate) fn collect(
     let wall = p.wall_time();
     let [(o, ob), (e, eb)]: [(Option<OutputPipe>, Vec<u8>); 2] =
         streams.try_into().expect("two streams");
-    Ok(RunResult::new(
+    let mut r = RunResult::new(
         ob,
         eb,
         o.is_some_and(|s| s.truncated),
         e.is_some_and(|s| s.truncated),
         outcome,
         wall,
-    ))
+    );
+    r.degraded = p.extras.degraded.clone();
+    Ok(r)
 }
 
 /// Read everything available now from one stream (non-blocking), up to its limit.

@@ -685,6 +685,30 @@ mod tests {
     const I386: u32 = 0x4000_0003;
 
     #[test]
+    fn degraded_policy_refuses_sockets_and_sysv_ipc_but_keeps_socketpair() {
+        let f = filters(&super::super::degraded::seccomp_policy(&Default::default())).unwrap();
+        for nr in [
+            libc::SYS_socket,
+            libc::SYS_shmget,
+            libc::SYS_shmat,
+            libc::SYS_msgget,
+            libc::SYS_semget,
+            libc::SYS_semop,
+        ] {
+            assert_eq!(eval(&f.by_number, X86_64, nr as u32, [0; 6]), EPERM, "{nr}");
+        }
+        for nr in [libc::SYS_socketpair, libc::SYS_read, libc::SYS_clone] {
+            assert_eq!(eval(&f.by_number, X86_64, nr as u32, [0; 6]), ALLOW, "{nr}");
+        }
+        // The default policy keeps socket() (its families are checked by the argument filter).
+        let d = filters(&Default::default()).unwrap();
+        assert_eq!(
+            eval(&d.by_number, X86_64, libc::SYS_socket as u32, [0; 6]),
+            ALLOW
+        );
+    }
+
+    #[test]
     fn number_filter_answers_every_syscall_number_as_listed() {
         let f = filters(&Default::default()).unwrap();
         assert!(

@@ -365,12 +365,12 @@ pub(crate) unsafe fn raw_clone(
 /// Set the disposition of every signal (but SIGKILL, SIGSTOP and `keep`) to `SIG_DFL` or `SIG_IGN`.
 /// The raw syscall, because glibc's wrappers refuse the signals it reserves for itself (32, 33),
 /// which a caller can still have ignored. Async-signal-safe.
-pub(crate) fn set_all_signals(ignore: bool, keep: libc::c_int) {
+pub(crate) fn set_all_signals(ignore: bool, keep: &[libc::c_int]) {
     // The kernel's struct sigaction on x86_64: handler, flags, restorer, mask. Handler 0 is
     // SIG_DFL, 1 is SIG_IGN.
     let action: [u64; 4] = [u64::from(ignore), 0, 0, 0];
     for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == keep {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || keep.contains(&sig) {
             continue;
         }
         // SAFETY: rt_sigaction with a valid kernel sigaction and a NULL old-action pointer.
