@@ -117,6 +117,24 @@ fn args_starting_with_dash_reach_the_program() {
 }
 
 #[test]
+fn shell_metacharacters_in_arguments_reach_the_program_verbatim() {
+    // firejail CVE-2020-17367/17368: a command line passed through a shell runs what it contains.
+    let words = [
+        "$(echo INJECTED)",
+        "`echo INJECTED`",
+        "; echo INJECTED",
+        "a|b&c>d",
+        "'\"\\",
+    ];
+    let mut args = vec!["run", "--", "printf", "%s\n"];
+    args.extend(words);
+    let o = run(&args);
+    assert_code(&o, 0);
+    let want: String = words.iter().map(|w| format!("{w}\n")).collect();
+    assert_eq!(stdout(&o), want);
+}
+
+#[test]
 fn exit_code_is_passed_through() {
     let o = run(&["run", "--", "sh", "-c", "exit 7"]);
     assert_code(&o, 7);

@@ -251,19 +251,29 @@ pub(crate) fn probe() -> Probe {
         true,
         Some("use a kernel with CONFIG_SECCOMP_FILTER".into()),
     ));
-    // SAFETY: landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) only returns the ABI.
-    let ll = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, 0usize, 0usize, 1u32) };
+    let ll = super::landlock::kernel_abi();
     checks.push(check(
         "Landlock",
         ll > 0,
         if ll > 0 {
-            format!("ABI version {ll}; not applied by this version")
+            format!(
+                "ABI version {ll}: every run also enforces a Landlock ruleset (rights of ABI {}) as \
+                 a second filesystem layer{}",
+                ll.min(super::landlock::MAX_ABI),
+                if ll >= super::degraded::NEEDED_ABI {
+                    "; the opt-in degraded mode (no user namespaces) is possible here"
+                } else {
+                    "; the opt-in degraded mode needs ABI 6 and is not possible here"
+                }
+            )
         } else {
-            format!("unavailable: {}", std::io::Error::last_os_error())
+            "unavailable: runs rely on the namespaces alone, and the degraded mode is not \
+             possible"
+                .to_string()
         },
         false,
         false,
-        Some("boot with lsm=...,landlock".into()),
+        Some("boot with lsm=...,landlock (Linux 5.13+; 6.12+ for the degraded mode)".into()),
     ));
     let tiocsti = read("/proc/sys/dev/tty/legacy_tiocsti");
     checks.push(check(
