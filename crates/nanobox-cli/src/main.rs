@@ -98,7 +98,8 @@ Exits with 0 when runs can start on this host, 1 when a required feature is miss
 
 EXAMPLES:
   nanobox doctor
-  nanobox doctor --json";
+  nanobox doctor --json
+  nanobox doctor --clean";
 
 /// Run untrusted programs in a lightweight sandbox.
 #[derive(Debug, Parser)]
@@ -140,6 +141,27 @@ struct RunArgs {
     #[arg(long, value_name = "DURATION", help_heading = "Limits", value_parser = parse::duration)]
     timeout: Option<Duration>,
 
+    /// Memory for the whole sandbox, its /tmp included, no swap: 256M, 1G (binary units; a bare
+    /// number is bytes); the memory_limit status and exit status 137 when the OOM killer acts
+    #[arg(long, value_name = "SIZE", help_heading = "Limits", value_parser = parse::size)]
+    memory: Option<u64>,
+
+    /// CPU bandwidth in cores for the whole sandbox, e.g. 0.5 or 2
+    #[arg(long, value_name = "N", help_heading = "Limits", value_parser = parse::cores)]
+    cpus: Option<f64>,
+
+    /// CPU time of the whole sandbox, e.g. 2s (the cpu_time_limit status, exit status 137)
+    #[arg(long, value_name = "DURATION", help_heading = "Limits", value_parser = parse::duration)]
+    cpu_time: Option<Duration>,
+
+    /// Maximum live processes + threads in the sandbox
+    #[arg(long, value_name = "N", help_heading = "Limits", value_parser = clap::value_parser!(u64).range(1..=4_000_000))]
+    pids: Option<u64>,
+
+    /// Largest file the program may write, e.g. 16M (writes past it fail with EFBIG)
+    #[arg(long, value_name = "SIZE", help_heading = "Limits", value_parser = parse::size)]
+    file_size: Option<u64>,
+
     /// Cap on stdout and on stderr, each, e.g. 512K, 256M, 1G (exit status 137 when it fires)
     #[arg(long, value_name = "SIZE", help_heading = "Limits", value_parser = parse::size)]
     max_output: Option<u64>,
@@ -164,8 +186,9 @@ struct RunArgs {
     #[arg(long, help_heading = "Output")]
     json: bool,
 
-    /// Where the host refuses user namespaces, run with Landlock + seccomp alone instead of
-    /// failing (weaker; every weakness is printed to stderr and listed in --json's "degraded")
+    /// Where the host refuses user namespaces, run with Landlock + seccomp alone; where no cgroup
+    /// is writable, enforce memory/pids/cpu-time limits with per-process rlimits; instead of
+    /// failing (weaker: printed to stderr, listed in --json's "degraded" and "limits")
     #[arg(long, help_heading = "Isolation")]
     allow_degraded: bool,
 
@@ -180,6 +203,11 @@ struct DoctorArgs {
     /// Print the report as one JSON object
     #[arg(long)]
     json: bool,
+
+    /// First remove the cgroups of runs whose owner is gone (a caller killed before it could
+    /// clean up); prints each one removed
+    #[arg(long)]
+    clean: bool,
 }
 
 fn main() -> ExitCode {
@@ -191,6 +219,20 @@ fn main() -> ExitCode {
 }
 
 fn doctor(args: DoctorArgs) -> ExitCode {
+    if args.clean {
+        match Sandbox::clean_stale() {
+            Ok(removed) => {
+                for p in &removed {
+                    eprintln!("nanobox: removed stale cgroup {}", p.display());
+                }
+                eprintln!("nanobox: {} stale cgroup(s) removed", removed.len());
+            }
+            Err(e) => {
+                eprintln!("nanobox: cleaning stale cgroups failed: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     let probe = Sandbox::probe();
     if args.json {
         match serde_json::to_string(&probe) {
@@ -228,6 +270,11 @@ fn exit_status(outcome: Outcome) -> ExitCode {
         Outcome::Signaled(n) => u8::try_from(128 + n).unwrap_or(255),
         Outcome::WallTimeLimit => EXIT_TIMEOUT,
         Outcome::OutputLimit => EXIT_OUTPUT_LIMIT,
+        // Both end with SIGKILL from the kernel or the sandbox's init.
+        Outcome::MemoryLimit | Outcome::CpuTimeLimit => 137,
+        // A future outcome: a setup-independent failure status.
+        #[allow(unreachable_patterns)]
+        _ => EXIT_SETUP,
     })
 }
 
@@ -268,7 +315,22 @@ fn run(args: RunArgs) -> ExitCode {
         builder = builder.hostname(name.clone());
     }
     if args.allow_degraded {
-        builder = builder.allow_degraded_isolation();
+        builder = builder.allow_degraded_isolation().allow_degraded_limits();
+    }
+    if let Some(m) = args.memory {
+        builder = builder.memory_limit(m);
+    }
+    if let Some(c) = args.cpus {
+        builder = builder.cpu_limit(c);
+    }
+    if let Some(t) = args.cpu_time {
+        builder = builder.cpu_time_limit(t);
+    }
+    if let Some(n) = args.pids {
+        builder = builder.process_limit(n);
+    }
+    if let Some(f) = args.file_size {
+        builder = builder.file_size_limit(f);
     }
     match stdio::stdin_for(args.stdin.as_deref()) {
         Ok(stdin) => builder = builder.stdin(stdin),

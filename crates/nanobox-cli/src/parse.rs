@@ -66,6 +66,18 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 /// A size in bytes: a number followed by `K`, `M`, `G` or `T` (binary units, case-insensitive,
 /// optionally followed by `B` or `iB`); a bare number or a `B` suffix is bytes. Decimals are
 /// allowed (`1.5M`) and rounded down to whole bytes. Zero is refused.
+/// A number of CPU cores: a positive decimal such as `0.5` or `2`.
+pub fn cores(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of cores (e.g. 0.5, 2)"))?;
+    if !(v.is_finite() && (0.01..=4096.0).contains(&v)) {
+        return Err(format!("{s:?} is outside 0.01 ..= 4096 cores"));
+    }
+    Ok(v)
+}
+
 pub fn size(s: &str) -> Result<u64, String> {
     let (int, frac, unit) = split_number(s)?;
     let lower = unit.to_ascii_lowercase();

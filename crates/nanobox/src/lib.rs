@@ -44,7 +44,7 @@ pub use policy::{
     DEFAULT_OUTPUT_LIMIT, DEFAULT_PATH, DEFAULT_TMP_SIZE, DEFAULT_WORKDIR,
 };
 pub use probe::{Check, CheckStatus, Probe};
-pub use result::{Outcome, RunResult};
+pub use result::{Enforcement, Outcome, RunResult};
 pub use sandbox::{Child, ChildStderr, ChildStdout, Command, Sandbox};
 
 /// One kibibyte (1024 bytes).

@@ -166,6 +166,20 @@ pub(crate) struct Policy {
     pub seccomp: SeccompPolicy,
     /// Run with Landlock + seccomp alone where user namespaces are unavailable.
     pub allow_degraded_isolation: bool,
+    pub limits: ResourceLimits,
+    /// Accept rlimits where no cgroup can enforce a limit.
+    pub allow_degraded_limits: bool,
+}
+
+/// The resource limits a policy asks for (none by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) struct ResourceLimits {
+    pub memory: Option<u64>,
+    pub cpu: Option<f64>,
+    pub cpu_time: Option<Duration>,
+    pub processes: Option<u64>,
+    pub file_size: Option<u64>,
 }
 
 /// Builds a [`crate::Sandbox`]. Every option that is accepted is enforced; [`SandboxBuilder::build`]
@@ -184,6 +198,8 @@ pub struct SandboxBuilder {
     network: Network,
     seccomp: SeccompPolicy,
     allow_degraded_isolation: bool,
+    limits: ResourceLimits,
+    allow_degraded_limits: bool,
 }
 
 impl Default for SandboxBuilder {
@@ -200,6 +216,8 @@ impl Default for SandboxBuilder {
             network: Network::None,
             seccomp: SeccompPolicy::default(),
             allow_degraded_isolation: false,
+            limits: ResourceLimits::default(),
+            allow_degraded_limits: false,
         }
     }
 }
@@ -261,6 +279,58 @@ impl SandboxBuilder {
     /// the run is stopped ([`crate::Outcome::OutputLimit`]) and what came before it is kept.
     pub fn output_limit(mut self, bytes: u64) -> Self {
         self.output_limit = bytes;
+        self
+    }
+
+    /// Memory for the whole sandbox, in bytes: every process in it, and the pages of its `/tmp` and
+    /// `/dev/shm`, with no swap. Past it the kernel's OOM killer ends a process of the sandbox;
+    /// the result is [`crate::Outcome::MemoryLimit`] (decided from the cgroup's OOM-kill counter)
+    /// unless the program still exited with 0. At least 1 MiB. Needs a cgroup (v2 or v1); see
+    /// [`SandboxBuilder::allow_degraded_limits`] for hosts without one.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits.memory = Some(bytes);
+        self
+    }
+
+    /// CPU bandwidth for the whole sandbox, in cores (`0.5` = half of one CPU, `2.0` = two),
+    /// enforced by the cgroup CPU controller over 100 ms periods. Needs a cgroup: no rlimit can
+    /// stand in, so `build()` refuses it without one, also with `allow_degraded_limits`.
+    pub fn cpu_limit(mut self, cores: f64) -> Self {
+        self.limits.cpu = Some(cores);
+        self
+    }
+
+    /// CPU time (user + system) for the whole sandbox: all its processes together, so that
+    /// forking workers does not multiply the budget. The sandbox's init reads the cgroup's usage
+    /// and ends the run when it is spent ([`crate::Outcome::CpuTimeLimit`]); `RLIMIT_CPU` also
+    /// stops each single process (`SIGXCPU`, then `SIGKILL` a second later).
+    pub fn cpu_time_limit(mut self, limit: Duration) -> Self {
+        self.limits.cpu_time = Some(limit);
+        self
+    }
+
+    /// Live processes plus threads in the sandbox (the sandbox's own init not counted): `fork`
+    /// and `clone` fail with `EAGAIN` past it. Needs a cgroup (see `allow_degraded_limits`).
+    pub fn process_limit(mut self, n: u64) -> Self {
+        self.limits.processes = Some(n);
+        self
+    }
+
+    /// The largest file a program may write, in bytes (`RLIMIT_FSIZE`): a write past it fails
+    /// with `EFBIG` (the process gets `SIGXFSZ`, which kills it unless it handles the signal).
+    pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        self.limits.file_size = Some(bytes);
+        self
+    }
+
+    /// Where no cgroup is writable (an unprivileged user without a delegated cgroup), enforce
+    /// the memory, process and CPU-time limits with per-process rlimits (`RLIMIT_AS`,
+    /// `RLIMIT_NPROC`, `RLIMIT_CPU`) instead of refusing to build. Weaker: `RLIMIT_AS` counts
+    /// address space, not memory, per process, and not `/tmp`; the CPU-time limit then applies to
+    /// each process alone. Every result says which mechanism enforced each limit
+    /// ([`crate::RunResult::limits`]). Without this, such a host gets `HostUnsupported`.
+    pub fn allow_degraded_limits(mut self) -> Self {
+        self.allow_degraded_limits = true;
         self
     }
 
@@ -443,6 +513,29 @@ impl SandboxBuilder {
                 reason: format!("{} bytes is outside 64 KiB ..= 64 GiB", self.tmp_size),
             });
         }
+        let l = &self.limits;
+        let bad =
+            |option: &'static str, reason: String| Err(Error::InvalidOption { option, reason });
+        if l.memory.is_some_and(|m| m < MB) {
+            return bad("memory_limit", "must be at least 1 MiB".into());
+        }
+        if let Some(c) = l.cpu {
+            if !(c.is_finite() && (0.01..=4096.0).contains(&c)) {
+                return bad(
+                    "cpu_limit",
+                    format!("{c} is not a number of cores in 0.01 ..= 4096"),
+                );
+            }
+        }
+        if l.cpu_time.is_some_and(|d| d.is_zero()) {
+            return bad("cpu_time_limit", "must be longer than zero".into());
+        }
+        if l.processes.is_some_and(|n| n == 0 || n > 4_000_000) {
+            return bad("process_limit", "must be 1 ..= 4000000".into());
+        }
+        if l.file_size == Some(0) {
+            return bad("file_size_limit", "must be at least 1 byte".into());
+        }
         if let Some(both) = self.seccomp.deny.intersection(&self.seccomp.allow).next() {
             return Err(Error::InvalidOption {
                 option: "seccomp",
@@ -461,6 +554,8 @@ impl SandboxBuilder {
             network: self.network,
             seccomp: self.seccomp,
             allow_degraded_isolation: self.allow_degraded_isolation,
+            limits: self.limits,
+            allow_degraded_limits: self.allow_degraded_limits,
         })
     }
 }

@@ -16,6 +16,13 @@ pub enum Outcome {
     WallTimeLimit,
     /// The program wrote more than the output limit to stdout or stderr; it was stopped.
     OutputLimit,
+    /// The memory limit was reached and the kernel's OOM killer ended a process of the sandbox
+    /// (known from the cgroup's OOM-kill counter, not guessed from `SIGKILL`); the program then
+    /// died or exited non-zero.
+    MemoryLimit,
+    /// The CPU-time limit was spent: by the whole sandbox (the init ended the run) or by one
+    /// process (`SIGXCPU` / `SIGKILL` from `RLIMIT_CPU`).
+    CpuTimeLimit,
 }
 
 impl Outcome {
@@ -37,13 +44,16 @@ impl Outcome {
             _ => None,
         }
     }
-    /// The name used in JSON reports: `exited`, `signaled`, `wall_time_limit`, `output_limit`.
+    /// The name used in JSON reports: `exited`, `signaled`, `wall_time_limit`, `output_limit`,
+    /// `memory_limit`, `cpu_time_limit`.
     pub fn status(&self) -> &'static str {
         match self {
             Outcome::Exited(_) => "exited",
             Outcome::Signaled(_) => "signaled",
             Outcome::WallTimeLimit => "wall_time_limit",
             Outcome::OutputLimit => "output_limit",
+            Outcome::MemoryLimit => "memory_limit",
+            Outcome::CpuTimeLimit => "cpu_time_limit",
         }
     }
 }
@@ -55,6 +65,8 @@ impl fmt::Display for Outcome {
             Outcome::Signaled(s) => write!(f, "killed by signal {s}"),
             Outcome::WallTimeLimit => f.write_str("stopped by the wall-time limit"),
             Outcome::OutputLimit => f.write_str("stopped by the output limit"),
+            Outcome::MemoryLimit => f.write_str("stopped by the memory limit"),
+            Outcome::CpuTimeLimit => f.write_str("stopped by the CPU-time limit"),
         }
     }
 }
@@ -79,6 +91,18 @@ pub struct RunResult {
     pub outcome: Outcome,
     /// Wall-clock time from the program's start to the end of the run.
     pub wall_time: Duration,
+    /// CPU time (user + system) used by the whole sandbox; see [`RunResult::accounting`] for
+    /// where it was measured.
+    pub cpu_time: Duration,
+    /// Peak memory of the whole sandbox in bytes (cgroup), or of its largest process (rusage
+    /// fallback); see [`RunResult::accounting`].
+    pub peak_memory: u64,
+    /// Where `cpu_time` and `peak_memory` come from: `"cgroup v2"`, `"cgroup v1"` (the whole
+    /// sandbox, every process), or `"rusage"` (the processes the sandbox's init reaped before the
+    /// program ended; peak memory of the largest single process).
+    pub accounting: &'static str,
+    /// Which mechanism enforced each limit that was set, e.g. `memory` by `cgroup v1`.
+    pub limits: Vec<Enforcement>,
     /// What protected this run less than full isolation would have, one line each; empty for a
     /// fully isolated run. Only a sandbox built with an explicit opt-in (e.g.
     /// [`crate::SandboxBuilder::allow_degraded_isolation`]) can run degraded.
@@ -104,6 +128,10 @@ impl RunResult {
             stderr_truncated,
             outcome,
             wall_time,
+            cpu_time: Duration::ZERO,
+            peak_memory: 0,
+            accounting: "rusage",
+            limits: Vec::new(),
             degraded: Vec::new(),
         }
     }
@@ -117,6 +145,15 @@ impl RunResult {
     pub fn exit_code(&self) -> Option<i32> {
         self.outcome.code()
     }
+}
+
+/// One limit and the mechanism that enforced it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Enforcement {
+    /// `memory`, `cpu`, `cpu_time`, `processes`, `file_size`.
+    pub limit: &'static str,
+    /// E.g. `cgroup v2`, `cgroup v1`, `RLIMIT_AS (degraded: per process, address space)`.
+    pub mechanism: String,
 }
 
 impl fmt::Display for RunResult {
@@ -143,11 +180,12 @@ impl fmt::Display for RunResult {
 }
 
 /// Serialised as the run report of the CLI's `--json`: `status`, `exit_code`, `signal`, `stdout`,
-/// `stderr`, `stdout_truncated`, `stderr_truncated`, `wall_time_ms`, `degraded` (a list of strings,
-/// empty for a fully isolated run).
+/// `stderr`, `stdout_truncated`, `stderr_truncated`, `wall_time_ms`, `cpu_time_ms`,
+/// `peak_memory_bytes`, `accounting`, `limits` (a list of `{limit, mechanism}`), `degraded` (a list
+/// of strings, empty for a fully isolated run).
 impl Serialize for RunResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("RunResult", 9)?;
+        let mut st = s.serialize_struct("RunResult", 14)?;
         st.serialize_field("status", self.outcome.status())?;
         st.serialize_field("exit_code", &self.outcome.code())?;
         st.serialize_field("signal", &self.outcome.signal())?;
@@ -156,6 +194,10 @@ impl Serialize for RunResult {
         st.serialize_field("stdout_truncated", &self.stdout_truncated)?;
         st.serialize_field("stderr_truncated", &self.stderr_truncated)?;
         st.serialize_field("wall_time_ms", &(self.wall_time.as_secs_f64() * 1000.0))?;
+        st.serialize_field("cpu_time_ms", &(self.cpu_time.as_secs_f64() * 1000.0))?;
+        st.serialize_field("peak_memory_bytes", &self.peak_memory)?;
+        st.serialize_field("accounting", self.accounting)?;
+        st.serialize_field("limits", &self.limits)?;
         st.serialize_field("degraded", &self.degraded)?;
         st.end()
     }
@@ -182,6 +224,10 @@ mod tests {
         assert_eq!(v["stdout"], "hi\u{fffd}");
         assert_eq!(v["stderr_truncated"], true);
         assert_eq!(v["wall_time_ms"], 1500.0);
+        assert_eq!(v["cpu_time_ms"], 0.0);
+        assert_eq!(v["peak_memory_bytes"], 0);
+        assert_eq!(Outcome::MemoryLimit.status(), "memory_limit");
+        assert_eq!(Outcome::CpuTimeLimit.status(), "cpu_time_limit");
         assert_eq!(r.stdout_bytes, b"hi\xff");
         assert!(r.to_string().contains("killed by signal 9"));
     }

@@ -51,6 +51,13 @@ impl Sandbox {
         self.inner.prepared.degraded_notes()
     }
 
+    /// Remove the cgroups of runs whose owner process is gone (a caller killed with SIGKILL
+    /// cannot clean up; runs also sweep now and then). Returns the directories removed. Live runs,
+    /// of this process or another, are left alone.
+    pub fn clean_stale() -> Result<Vec<std::path::PathBuf>> {
+        backend::clean_stale()
+    }
+
     /// What this host supports, and what a run will use. Never fails: missing pieces are reported.
     pub fn probe() -> Probe {
         backend::probe()

@@ -53,6 +53,10 @@ pub(crate) fn collect(
     Err(unsupported())
 }
 
+pub(crate) fn clean_stale() -> Result<Vec<std::path::PathBuf>> {
+    Ok(Vec::new())
+}
+
 pub(crate) fn probe() -> Probe {
     Probe::new(
         std::env::consts::OS,

@@ -46,6 +46,7 @@ pub(crate) enum Step {
     LandlockRules,
     LandlockRestrict,
     DegradedInit,
+    ResourceLimits,
 }
 
 impl Step {
@@ -71,6 +72,7 @@ impl Step {
             LandlockRules,
             LandlockRestrict,
             DegradedInit,
+            ResourceLimits,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -98,6 +100,7 @@ impl Step {
                  Landlock ruleset"
             }
             Step::LandlockRestrict => "enforcing the Landlock ruleset",
+            Step::ResourceLimits => "setting the resource limits (setrlimit)",
             Step::DegradedInit => {
                 "setting up the degraded init (subreaper, uid drop, no_new_privs, Landlock scope)"
             }
@@ -109,6 +112,11 @@ impl Step {
 pub(crate) const STATUS_EXITED: u32 = 1;
 pub(crate) const STATUS_SIGNALED: u32 = 2;
 pub(crate) const STATUS_TIMEOUT: u32 = 3;
+/// The whole sandbox spent its CPU-time budget.
+pub(crate) const STATUS_CPU: u32 = 4;
+/// A status message: the 20-byte message, then the CPU time (ns) and the largest resident size
+/// (bytes) of the init's reaped children, from getrusage.
+pub(crate) const STATUS_LEN: usize = MESSAGE_LEN + 16;
 
 /// Everything the child side needs, prepared before the clone.
 pub(crate) struct ChildArgs<'a> {
@@ -144,6 +152,15 @@ pub(crate) struct ChildArgs<'a> {
     pub degraded: bool,
     /// The degraded init's own scope-only Landlock ruleset, or -1.
     pub init_scope_fd: RawFd,
+    /// The cgroup's CPU usage file (pread at 0), or -1; v2 `cpu.stat` when `cpu_v2`.
+    pub cpu_fd: RawFd,
+    pub cpu_v2: bool,
+    /// The whole sandbox's CPU-time budget in nanoseconds, 0 for none (needs `cpu_fd`).
+    pub cpu_limit_ns: u64,
+    /// Online CPUs: how fast the budget can be spent, for the polling interval.
+    pub ncpu: u64,
+    /// Resource limits the program sets before execve: (resource, soft, hard).
+    pub rlimits: &'a [(rustix::process::Resource, u64, u64)],
 }
 
 fn exit(code: i32) -> ! {
@@ -194,6 +211,43 @@ pub(crate) fn decode(m: &[u8; 20]) -> (u32, u32, i32, u64) {
 }
 
 pub(crate) const MESSAGE_LEN: usize = 20;
+
+/// Report how the run ended, with the rusage of what the init reaped.
+fn write_status(fd: RawFd, kind: u32, value: i32, elapsed: u64) {
+    let mut m = [0u8; STATUS_LEN];
+    m[..MESSAGE_LEN].copy_from_slice(&message(kind, 0, value, elapsed));
+    // SAFETY: getrusage fills a zeroed rusage owned by this frame.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } == 0 {
+        let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+        let cpu = ns(ru.ru_utime).saturating_add(ns(ru.ru_stime));
+        m[MESSAGE_LEN..MESSAGE_LEN + 8].copy_from_slice(&cpu.to_ne_bytes());
+        let rss = (ru.ru_maxrss as u64).saturating_mul(1024);
+        m[MESSAGE_LEN + 8..].copy_from_slice(&rss.to_ne_bytes());
+    }
+    write_all(fd, &m);
+}
+
+/// Decode the rusage part of a status message: (CPU ns, max RSS bytes).
+pub(crate) fn decode_usage(m: &[u8; STATUS_LEN]) -> (u64, u64) {
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&m[MESSAGE_LEN..MESSAGE_LEN + 8]);
+    b.copy_from_slice(&m[MESSAGE_LEN + 8..]);
+    (u64::from_ne_bytes(a), u64::from_ne_bytes(b))
+}
+
+/// The whole sandbox's CPU time so far, from the cgroup (pread: no allocation).
+fn cpu_used(a: &ChildArgs<'_>) -> Option<u64> {
+    let mut buf = [0u8; 512];
+    // SAFETY: pread into a stack buffer of the given length.
+    let n = unsafe { libc::pread(a.cpu_fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n <= 0 {
+        return None;
+    }
+    super::cgroup::parse_cpu_usage_ns(&buf[..n as usize], a.cpu_v2)
+}
 
 fn fail(fd: RawFd, kind: u32, step: u32, errno: i32) -> ! {
     write_all(fd, &message(kind, step, errno, 0));
@@ -308,7 +362,7 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
     let start = now_ns();
     // A fork that runs none of the caller's atfork handlers (they are not async-signal-safe).
     // SAFETY: the child goes straight to `program_main`, which ends in execve or _exit.
-    let pid = match unsafe { super::sys::raw_clone(0, libc::SIGCHLD as u64, None) } {
+    let pid = match unsafe { super::sys::raw_clone(0, libc::SIGCHLD as u64, None, None) } {
         Ok(pid) => pid,
         Err(e) => step_fail(rep, Step::ForkProgram, e),
     };
@@ -327,17 +381,34 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
     } else {
         0
     };
+    let cpu_budget = a.cpu_fd >= 0 && a.cpu_limit_ns > 0;
     loop {
-        let timeout_ms: i32 = if deadline == 0 {
+        let mut timeout_ms: i32 = if deadline == 0 {
             -1
         } else {
             let now = now_ns();
             if now >= deadline {
-                write_all(a.status_w, &message(STATUS_TIMEOUT, 0, 0, now - start));
+                write_status(a.status_w, STATUS_TIMEOUT, 0, now - start);
                 finish(a);
             }
             ((deadline - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32
         };
+        if cpu_budget {
+            // Check the sandbox's CPU time at least as often as all CPUs together could spend
+            // what is left (2 ms ..= 100 ms).
+            if let Some(used) = cpu_used(a) {
+                if used >= a.cpu_limit_ns {
+                    write_status(a.status_w, STATUS_CPU, 0, now_ns() - start);
+                    finish(a);
+                }
+                let step = ((a.cpu_limit_ns - used) / a.ncpu.max(1) / 1_000_000).clamp(2, 100);
+                timeout_ms = if timeout_ms < 0 {
+                    step as i32
+                } else {
+                    timeout_ms.min(step as i32)
+                };
+            }
+        }
         let mut fds = [
             libc::pollfd {
                 fd: sfd,
@@ -380,12 +451,11 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
                 }
                 if r == pid {
                     let el = now_ns() - start;
-                    let msg = if libc::WIFEXITED(st) {
-                        message(STATUS_EXITED, 0, libc::WEXITSTATUS(st), el)
+                    if libc::WIFEXITED(st) {
+                        write_status(a.status_w, STATUS_EXITED, libc::WEXITSTATUS(st), el);
                     } else {
-                        message(STATUS_SIGNALED, 0, libc::WTERMSIG(st), el)
-                    };
-                    write_all(a.status_w, &msg);
+                        write_status(a.status_w, STATUS_SIGNALED, libc::WTERMSIG(st), el);
+                    }
                     finish(a);
                 }
             }
@@ -553,6 +623,15 @@ fn program_main(a: &ChildArgs<'_>, init_pid: libc::pid_t) -> ! {
     };
     if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, one) {
         step_fail(rep, Step::CoreLimit, e.raw_os_error());
+    }
+    for &(res, soft, hard) in a.rlimits {
+        let lim = rustix::process::Rlimit {
+            current: Some(soft),
+            maximum: Some(hard),
+        };
+        if let Err(e) = rustix::process::setrlimit(res, lim) {
+            step_fail(rep, Step::ResourceLimits, e.raw_os_error());
+        }
     }
     if let Err(e) = rustix::process::chdir(a.workdir) {
         step_fail(rep, Step::WorkingDir, e.raw_os_error());

@@ -55,7 +55,7 @@ pub(crate) const EXTRA_DENIED: &[&str] = &[
 pub(crate) fn userns_available() -> Result<()> {
     let mask = super::userns::block_all_signals();
     // SAFETY: the child only calls _exit, which is async-signal-safe.
-    let cloned = unsafe { super::userns::clone_pidfd(libc::CLONE_NEWUSER as u64) };
+    let cloned = unsafe { super::userns::clone_pidfd(libc::CLONE_NEWUSER as u64, None) };
     if let Ok((0, _)) = cloned {
         // SAFETY: child side: end at once.
         unsafe { libc::_exit(0) };

@@ -4,11 +4,11 @@
 //! [`child`] (the code between clone and exec), [`userns`] (ids and the clone), [`process`] (the
 //! running sandbox seen from the caller), [`probe`] (what the host supports).
 
-#[allow(dead_code)] // wired into the spawn path in a later step
 mod cgroup;
 mod child;
 mod degraded;
 mod landlock;
+mod limits;
 mod plan;
 mod probe;
 mod process;
@@ -29,6 +29,11 @@ use crate::error::{Error, Result};
 use crate::policy::{Policy, Stdin};
 
 pub(crate) use probe::probe;
+
+/// Remove run cgroups whose owner is gone.
+pub(crate) fn clean_stale() -> Result<Vec<std::path::PathBuf>> {
+    cgroup::sweep_stale(&cgroup::Host::detect())
+}
 pub(crate) use process::{collect, OutputPipe, Process};
 
 /// What a built sandbox keeps for its runs: the plan and every string, made once.
@@ -45,6 +50,10 @@ pub(crate) struct Prepared {
     landlock: Option<landlock::Layer>,
     /// Set when the host has no user namespaces and the policy allowed the degraded mode.
     degraded: Option<degraded::Degraded>,
+    limits: limits::LimitsPlan,
+    ncpu: u64,
+    /// The degraded mode's and the degraded limits' weaknesses.
+    notes: Vec<String>,
     workdir: CString,
     env: Vec<CString>,
     path_dirs: Vec<Vec<u8>>,
@@ -103,7 +112,7 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     let landlock = landlock::Layer::prepare(policy, &layout.dirs)?;
     let workdir = userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?;
     let (env, path_dirs) = env_strings(policy)?;
-    Ok(Prepared {
+    let mut prep = Prepared {
         plan,
         mode,
         maps: userns::IdMaps::for_caller(),
@@ -113,10 +122,16 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         filters,
         landlock,
         degraded: None,
+        notes: Vec::new(),
+        limits: limits::plan(policy)?,
+        ncpu: limits::online_cpus(),
         workdir,
         env,
         path_dirs,
-    })
+    };
+    let limit_notes = prep.limits.notes();
+    prep.notes.extend(limit_notes);
+    Ok(prep)
 }
 
 /// The environment's strings and the PATH directories the program is looked up in.
@@ -153,7 +168,7 @@ fn prepare_degraded(policy: &Policy, why: Error) -> Result<Prepared> {
             }
         })?;
     let (env, path_dirs) = env_strings(policy)?;
-    Ok(Prepared {
+    let mut prep = Prepared {
         plan: Vec::new(),
         mode: plan::MountMode::InChild,
         maps: userns::IdMaps::for_caller(),
@@ -162,17 +177,23 @@ fn prepare_degraded(policy: &Policy, why: Error) -> Result<Prepared> {
         cap_last: userns::cap_last(),
         filters,
         landlock: None,
+        notes: deg.notes.clone(),
         degraded: Some(deg),
+        limits: limits::plan(policy)?,
+        ncpu: limits::online_cpus(),
         workdir: userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?,
         env,
         path_dirs,
-    })
+    };
+    let limit_notes = prep.limits.notes();
+    prep.notes.extend(limit_notes);
+    Ok(prep)
 }
 
 impl Prepared {
     /// What is weaker than full isolation in every run of this sandbox (empty when nothing is).
     pub(crate) fn degraded_notes(&self) -> &[String] {
-        self.degraded.as_ref().map(|d| &d.notes[..]).unwrap_or(&[])
+        &self.notes
     }
 }
 
@@ -398,6 +419,15 @@ pub(crate) fn spawn(
         (Some(d), Some(dir)) => Some(d.layer.ruleset_with(Some(&dir.path))?),
         _ => prep.landlock.as_ref().map(|l| l.ruleset()).transpose()?,
     };
+    // The run's cgroup, made before the clone; the init is attached before it is released.
+    let cgroup = match &prep.limits.host {
+        Some(h) => Some(cgroup::RunCgroup::create(h, &prep.limits.cg)?),
+        None => None,
+    };
+    let cpu_fd = cgroup
+        .as_ref()
+        .and_then(|c| c.cpu_usage_fd())
+        .map(|f| f.as_raw_fd());
     let init_scope = match &prep.degraded {
         Some(_) => Some(degraded::init_scope_ruleset()?),
         None => None,
@@ -410,6 +440,7 @@ pub(crate) fn spawn(
     .chain(prepared_fds.iter().copied())
     .chain(ruleset.as_ref().map(|f| f.as_raw_fd()))
     .chain(init_scope.as_ref().map(|f| f.as_raw_fd()))
+    .chain(cpu_fd)
     .collect();
     keep.sort_unstable();
 
@@ -449,6 +480,15 @@ pub(crate) fn spawn(
         landlock_local: prep.landlock.as_ref().map(|l| l.local()).unwrap_or(&[]),
         degraded: prep.degraded.is_some(),
         init_scope_fd: landlock::raw(&init_scope),
+        cpu_fd: cpu_fd.unwrap_or(-1),
+        cpu_v2: cgroup.as_ref().is_some_and(|c| c.cpu_usage_is_v2()),
+        cpu_limit_ns: if cpu_fd.is_some() {
+            prep.limits.cpu_time_ns
+        } else {
+            0
+        },
+        ncpu: prep.ncpu,
+        rlimits: &prep.limits.rlimits,
     };
 
     // Block every signal in this thread across the clone, so that none is delivered to the child
@@ -459,9 +499,13 @@ pub(crate) fn spawn(
     } else {
         userns::NS_FLAGS
     };
+    let into = cgroup
+        .as_ref()
+        .and_then(|c| c.clone_into_fd())
+        .map(|f| f.as_raw_fd());
     // SAFETY: the child runs only `init_main`, which makes async-signal-safe calls on the data
     // prepared above and ends in execve or _exit.
-    let cloned = unsafe { userns::clone_pidfd(flags) };
+    let cloned = unsafe { userns::clone_pidfd(flags, into) };
     if !matches!(cloned, Ok((0, _))) {
         userns::restore_signals(&mask);
     }
@@ -496,6 +540,14 @@ pub(crate) fn spawn(
             step: "making the sandbox the first OOM victim (/proc/PID/oom_score_adj)".into(),
             source: e,
         }));
+    }
+    if let Some(cg) = &cgroup {
+        if let Err(e) = cg.attach(pid) {
+            return Err(abort(Error::Setup {
+                step: format!("moving the sandbox into its cgroup {}", cg.name()),
+                source: e,
+            }));
+        }
     }
     if prep.degraded.is_some() {
         // No user namespace, no maps.
@@ -582,6 +634,9 @@ pub(crate) fn spawn(
         process::Extras {
             degraded: prep.degraded_notes().to_vec(),
             run_dir,
+            cgroup,
+            enforcement: prep.limits.enforcement.clone(),
+            cpu_time_limit: policy.limits.cpu_time,
         },
     ))
 }

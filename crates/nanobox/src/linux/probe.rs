@@ -36,7 +36,7 @@ fn check(
 /// Try a clone with `flags` whose child exits at once.
 fn try_clone(flags: u64) -> Result<(), std::io::Error> {
     // SAFETY: the child only calls _exit.
-    match unsafe { clone_pidfd(flags) }? {
+    match unsafe { clone_pidfd(flags, None) }? {
         // SAFETY: in the child: _exit is async-signal-safe and ends it at once.
         (0, _) => unsafe { libc::_exit(0) },
         (_, Some(fd)) => {
@@ -274,6 +274,22 @@ pub(crate) fn probe() -> Probe {
         false,
         false,
         Some("boot with lsm=...,landlock (Linux 5.13+; 6.12+ for the degraded mode)".into()),
+    ));
+    let cg = super::cgroup::Host::detect();
+    let usable = |c| cg.mechanism(c) != super::cgroup::Mechanism::Rlimit;
+    use super::cgroup::Controller::{Cpu, Memory, Pids};
+    checks.push(check(
+        "resource limits",
+        usable(Memory) && usable(Pids) && usable(Cpu),
+        cg.report().join("; "),
+        false,
+        false,
+        Some(
+            "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes); \
+             otherwise memory, process and CPU-time limits need allow_degraded_limits() \
+             (per-process rlimits) and CPU bandwidth limits are refused"
+                .into(),
+        ),
     ));
     let tiocsti = read("/proc/sys/dev/tty/legacy_tiocsti");
     checks.push(check(

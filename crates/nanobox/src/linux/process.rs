@@ -12,7 +12,7 @@ use super::child;
 use super::userns::{kill_pidfd, wait_pidfd};
 use crate::error::{Error, Result};
 use crate::policy::Policy;
-use crate::result::{Outcome, RunResult};
+use crate::result::{Enforcement, Outcome, RunResult};
 
 /// Why the caller's side killed the sandbox (first reason wins).
 const KILL_NONE: u8 = 0;
@@ -76,6 +76,7 @@ pub(crate) struct Process {
     backstop_fired: bool,
     finished: Option<(Outcome, Duration)>,
     extras: Extras,
+    usage: Option<Usage>,
 }
 
 /// What a run carries besides its processes.
@@ -86,6 +87,87 @@ pub(crate) struct Extras {
     /// The degraded mode's stand-in for /tmp, removed when the run is dropped.
     #[allow(dead_code)] // held for its Drop
     pub run_dir: Option<super::degraded::RunDir>,
+    /// The run's cgroup: read for accounting once the init is reaped, then destroyed.
+    pub cgroup: Option<super::cgroup::RunCgroup>,
+    /// Which mechanism enforces each limit, for the result.
+    pub enforcement: Vec<Enforcement>,
+    pub cpu_time_limit: Option<Duration>,
+}
+
+/// What a finished run used.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Usage {
+    pub cpu_time: Duration,
+    pub peak_memory: u64,
+    pub accounting: &'static str,
+}
+
+/// Everything known about how a run ended, for [`decide`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Ending {
+    /// The init's report: (kind, value, time since the program started).
+    pub status: Option<(u32, i32, Duration)>,
+    pub kill_reason: u8,
+    /// When the output limit fired, since the start.
+    pub output_at: Option<Duration>,
+    pub wall_limit: Option<Duration>,
+    /// The cgroup's OOM killer ended a process of the run.
+    pub oom: bool,
+    pub cpu_limit: Option<Duration>,
+    pub cpu_used: Option<Duration>,
+}
+
+/// The outcome of a run: the limit that fired first, else the program's own end. Ties at the
+/// same moment go memory, CPU time, wall time, output. `None` when the init ended without a
+/// report and the caller did not end the run either.
+pub(crate) fn decide(e: &Ending) -> Option<Outcome> {
+    let mut c: Vec<(Duration, u8, Outcome)> = Vec::new();
+    if let Some(t) = e.output_at {
+        c.push((t, 3, Outcome::OutputLimit));
+    }
+    match e.status {
+        Some((child::STATUS_TIMEOUT, _, el)) => {
+            c.push((e.wall_limit.unwrap_or(el), 2, Outcome::WallTimeLimit))
+        }
+        Some((child::STATUS_CPU, _, el)) => c.push((el, 1, Outcome::CpuTimeLimit)),
+        Some((kind, v, el)) => {
+            let own = if kind == child::STATUS_EXITED {
+                Outcome::Exited(v)
+            } else {
+                Outcome::Signaled(v)
+            };
+            // The program ended after the deadline, before the init acted on it.
+            if let Some(w) = e.wall_limit.filter(|w| el > *w) {
+                c.push((w, 2, Outcome::WallTimeLimit));
+            }
+            if e.oom && own != Outcome::Exited(0) {
+                c.push((el, 0, Outcome::MemoryLimit));
+            }
+            let spent = matches!((e.cpu_limit, e.cpu_used), (Some(l), Some(u)) if u >= l);
+            if own == Outcome::Signaled(libc::SIGXCPU)
+                || (own == Outcome::Signaled(libc::SIGKILL) && spent)
+            {
+                c.push((el, 1, Outcome::CpuTimeLimit));
+            }
+            // Once the output limit fired, the program's own end is a consequence of it.
+            let at = if e.output_at.is_some() {
+                Duration::MAX
+            } else {
+                el
+            };
+            c.push((at, 4, own));
+        }
+        None => {
+            return match e.kill_reason {
+                KILL_OUTPUT => Some(Outcome::OutputLimit),
+                KILL_USER => Some(Outcome::Signaled(libc::SIGKILL)),
+                KILL_WALL => Some(Outcome::WallTimeLimit),
+                _ => None,
+            }
+        }
+    }
+    c.sort_by_key(|(t, r, _)| (*t, *r));
+    c.first().map(|(_, _, o)| *o)
 }
 
 /// The caller's ends of a run's pipes.
@@ -129,6 +211,7 @@ pub(crate) fn start(
             backstop_fired: false,
             finished: None,
             extras,
+            usage: None,
         },
         out,
         err,
@@ -205,46 +288,68 @@ impl Process {
             .map_err(|e| Error::io("waiting for the sandbox init", e))?;
         let elapsed = self.started.elapsed();
         self.death_w = None;
-        let mut msg = [0u8; child::MESSAGE_LEN];
+        let mut msg = [0u8; child::STATUS_LEN];
         let got = read_full(&self.status_r, &mut msg);
-        let status = (got == msg.len()).then(|| child::decode(&msg));
-        let reason = self.shared.reason.load(Ordering::SeqCst);
-        let output_at = *self
+        let status = (got == msg.len()).then(|| {
+            let mut head = [0u8; child::MESSAGE_LEN];
+            head.copy_from_slice(&msg[..child::MESSAGE_LEN]);
+            let (kind, _, v, el) = child::decode(&head);
+            (kind, v, Duration::from_nanos(el))
+        });
+        // Accounting: the cgroup for the whole sandbox, else what the init reaped.
+        let mut oom = false;
+        let usage = match self.extras.cgroup.take() {
+            Some(mut cg) => {
+                oom = cg.oom_killed();
+                let u = Usage {
+                    cpu_time: cg.cpu_usage().unwrap_or_default(),
+                    peak_memory: cg.memory_peak().unwrap_or(0),
+                    accounting: if cg.cpu_usage_is_v2() {
+                        "cgroup v2"
+                    } else {
+                        "cgroup v1"
+                    },
+                };
+                // Every process of the run is gone once its init is reaped.
+                let _ = cg.destroy();
+                u
+            }
+            None => {
+                let (cpu, rss) = if status.is_some() {
+                    child::decode_usage(&msg)
+                } else {
+                    (0, 0)
+                };
+                Usage {
+                    cpu_time: Duration::from_nanos(cpu),
+                    peak_memory: rss,
+                    accounting: "rusage",
+                }
+            }
+        };
+        self.usage = Some(usage);
+        let output_at = self
             .shared
             .output_limit_at
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let output_before_wall = match (output_at, self.wall_limit) {
-            (Some(at), Some(l)) => at.duration_since(self.started) < l,
-            (Some(_), None) => true,
-            _ => false,
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|at| at.saturating_duration_since(self.started));
+        let ending = Ending {
+            status,
+            kill_reason: self.shared.reason.load(Ordering::SeqCst),
+            output_at,
+            wall_limit: self.wall_limit,
+            oom,
+            cpu_limit: self.extras.cpu_time_limit,
+            cpu_used: Some(usage.cpu_time),
         };
-        let (outcome, wall) = match status {
-            Some((child::STATUS_TIMEOUT, _, _, el)) if !output_before_wall => {
-                (Outcome::WallTimeLimit, Duration::from_nanos(el))
-            }
-            Some((_, _, _, el)) if reason == KILL_OUTPUT => {
-                (Outcome::OutputLimit, Duration::from_nanos(el))
-            }
-            Some((child::STATUS_TIMEOUT, _, _, el)) => {
-                (Outcome::OutputLimit, Duration::from_nanos(el))
-            }
-            Some((child::STATUS_EXITED, _, v, el)) => {
-                (Outcome::Exited(v), Duration::from_nanos(el))
-            }
-            Some((_, _, v, el)) => (Outcome::Signaled(v), Duration::from_nanos(el)),
-            None => match reason {
-                KILL_OUTPUT => (Outcome::OutputLimit, elapsed),
-                KILL_USER => (Outcome::Signaled(libc::SIGKILL), elapsed),
-                KILL_WALL => (Outcome::WallTimeLimit, elapsed),
-                _ => {
-                    return Err(Error::io(
-                        "the sandbox init ended without reporting the program's status",
-                        io::Error::other(format!("init exit code {code:?}, signal {sig:?}")),
-                    ))
-                }
-            },
+        let Some(outcome) = decide(&ending) else {
+            return Err(Error::io(
+                "the sandbox init ended without reporting the program's status",
+                io::Error::other(format!("init exit code {code:?}, signal {sig:?}")),
+            ));
         };
+        let wall = status.map(|(_, _, el)| el).unwrap_or(elapsed);
         self.finished = Some((outcome, wall));
         Ok(outcome)
     }
@@ -427,6 +532,12 @@ pub(crate) fn collect(
         wall,
     );
     r.degraded = p.extras.degraded.clone();
+    r.limits = p.extras.enforcement.clone();
+    if let Some(u) = p.usage {
+        r.cpu_time = u.cpu_time;
+        r.peak_memory = u.peak_memory;
+        r.accounting = u.accounting;
+    }
     Ok(r)
 }
 

@@ -319,6 +319,7 @@ pub(crate) unsafe fn raw_clone(
     flags: u64,
     exit_signal: u64,
     pidfd: Option<&mut RawFd>,
+    cgroup: Option<RawFd>,
 ) -> SysResult<libc::pid_t> {
     let pidfd_ptr = pidfd.map_or(std::ptr::null_mut(), |p| p as *mut RawFd);
     let flags = if pidfd_ptr.is_null() {
@@ -331,6 +332,11 @@ pub(crate) unsafe fn raw_clone(
     args.flags = flags;
     args.pidfd = pidfd_ptr as u64;
     args.exit_signal = exit_signal;
+    if let Some(fd) = cgroup {
+        // CLONE_INTO_CGROUP (Linux 5.7): the child starts in that cgroup v2 directory.
+        args.flags |= 0x2_0000_0000;
+        args.cgroup = fd as u64;
+    }
     // SAFETY: `args` is valid for the call and its size is passed; without CLONE_VM the child gets
     // a copy of the address space (the caller's contract covers what it then does).
     let mut r = unsafe {

@@ -28,10 +28,13 @@ const P_PIDFD: libc::idtype_t = 3;
 ///
 /// # Safety
 /// In the child, only async-signal-safe calls may follow, and it must end in `execve` or `_exit`.
-pub(crate) unsafe fn clone_pidfd(flags: u64) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+pub(crate) unsafe fn clone_pidfd(
+    flags: u64,
+    cgroup: Option<RawFd>,
+) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
     let mut pidfd: RawFd = -1;
     // SAFETY: the caller's contract is raw_clone's.
-    let pid = unsafe { super::sys::raw_clone(flags, 0, Some(&mut pidfd)) }
+    let pid = unsafe { super::sys::raw_clone(flags, 0, Some(&mut pidfd), cgroup) }
         .map_err(io::Error::from_raw_os_error)?;
     if pid == 0 {
         return Ok((0, None));
@@ -160,7 +163,7 @@ fn helper_userns(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
     // only the parent's SIGKILL ends its pause.
     let mask = block_all_signals();
     // SAFETY: the child only calls pause, which is async-signal-safe.
-    let cloned = unsafe { clone_pidfd(libc::CLONE_NEWUSER as u64) };
+    let cloned = unsafe { clone_pidfd(libc::CLONE_NEWUSER as u64, None) };
     if let Ok((0, _)) = cloned {
         // SAFETY: child side: sleep until killed by the parent.
         unsafe {

@@ -53,13 +53,6 @@ pub(crate) struct Limits {
     pub(crate) pids: Option<u64>,
 }
 
-impl Limits {
-    /// No limit at all.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.memory.is_none() && self.cpu.is_none() && self.pids.is_none()
-    }
-}
-
 /// The CFS quota for `cores`, in microseconds per [`CPU_PERIOD_US`] (the kernel's minimum is 1 ms).
 pub(crate) fn cpu_quota(cores: f64) -> u64 {
     ((cores * CPU_PERIOD_US as f64).round() as u64).max(1000)
@@ -239,15 +232,6 @@ impl RunCgroup {
     /// `CLONE_INTO_CGROUP` (`cgroup` field).
     pub(crate) fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
         self.v2.as_ref()?.1.as_ref().map(|fd| fd.as_fd())
-    }
-
-    /// The `cgroup.procs` files of the v1 directories, opened for writing (a pid written to each
-    /// places that process).
-    pub(crate) fn procs_fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.v1
-            .iter()
-            .filter_map(|d| d.procs.as_ref().map(|f| f.as_fd()))
-            .collect()
     }
 
     /// The CPU usage file, opened for reading (pread it at offset 0 and parse with

@@ -1,0 +1,215 @@
+//! Which mechanism enforces each resource limit, decided once when a sandbox is built.
+//!
+//! Best first: a cgroup (v2, else v1; see [`super::cgroup`]) for memory, processes, CPU bandwidth
+//! and the whole sandbox's CPU time; rlimits only where no cgroup is writable, and only with
+//! `allow_degraded_limits()` (a strict sandbox refuses, naming why and the fix). The file-size
+//! limit is `RLIMIT_FSIZE` everywhere: it is per write by nature, so nothing is weaker about it.
+
+use rustix::process::Resource;
+
+use super::cgroup::{self, Controller, CpuAccounting, Host, Mechanism};
+use crate::error::{Error, Result};
+use crate::policy::Policy;
+use crate::result::Enforcement;
+
+/// How a sandbox's runs enforce its limits.
+pub(crate) struct LimitsPlan {
+    /// The cgroup setup runs use; `None` when no limit needs a cgroup.
+    pub host: Option<Host>,
+    /// What each run's cgroup is given.
+    pub cg: cgroup::Limits,
+    /// Set by the program before execve: (resource, soft, hard).
+    pub rlimits: Vec<(Resource, u64, u64)>,
+    /// The whole sandbox's CPU-time budget, enforced by the init from the cgroup's usage (0: none).
+    pub cpu_time_ns: u64,
+    /// For every result.
+    pub enforcement: Vec<Enforcement>,
+}
+
+impl std::fmt::Debug for LimitsPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimitsPlan")
+            .field("cg", &self.cg)
+            .field("enforcement", &self.enforcement)
+            .finish_non_exhaustive()
+    }
+}
+
+fn mechanism_name(m: Mechanism) -> &'static str {
+    match m {
+        Mechanism::V2 => "cgroup v2",
+        Mechanism::V1 => "cgroup v1",
+        Mechanism::Rlimit => "rlimit",
+    }
+}
+
+fn refuse(what: &'static str, reason: &str, degraded_ok: bool) -> Error {
+    Error::HostUnsupported {
+        missing: what,
+        cause: reason.to_string(),
+        fix: if degraded_ok {
+            "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes), \
+             or accept per-process rlimits with allow_degraded_limits() (CLI: --allow-degraded)"
+                .into()
+        } else {
+            "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes); \
+             no rlimit can stand in for this limit"
+                .into()
+        },
+    }
+}
+
+/// Decide, for `policy`, how each limit is enforced on this host.
+pub(crate) fn plan(policy: &Policy) -> Result<LimitsPlan> {
+    let l = &policy.limits;
+    let wants_cgroup =
+        l.memory.is_some() || l.cpu.is_some() || l.processes.is_some() || l.cpu_time.is_some();
+    let host = wants_cgroup.then(Host::detect);
+    plan_with(policy, host)
+}
+
+/// [`plan`] against a given cgroup setup (tests pass fixtures).
+pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPlan> {
+    let l = &policy.limits;
+    let degraded = policy.allow_degraded_limits;
+    let mut cg = cgroup::Limits::default();
+    let mut rlimits = Vec::new();
+    let mut enforcement = Vec::new();
+    let mut uses_cgroup = false;
+    let mut note =
+        |limit: &'static str, mechanism: String| enforcement.push(Enforcement { limit, mechanism });
+    let decision = |c: Controller| host.as_ref().map(|h| h.decision(c).clone());
+
+    if let Some(m) = l.memory {
+        let d = decision(Controller::Memory).expect("detected when a limit is set");
+        match d.mechanism {
+            Mechanism::V2 | Mechanism::V1 => {
+                cg.memory = Some(m);
+                uses_cgroup = true;
+                note("memory", mechanism_name(d.mechanism).into());
+            }
+            Mechanism::Rlimit if degraded => {
+                rlimits.push((Resource::As, m, m));
+                note(
+                    "memory",
+                    "RLIMIT_AS (degraded: address space of each process; /tmp not counted)".into(),
+                );
+            }
+            Mechanism::Rlimit => {
+                return Err(refuse(
+                    "a writable cgroup with the memory controller",
+                    &d.reason,
+                    true,
+                ))
+            }
+        }
+    }
+    if let Some(n) = l.processes {
+        let d = decision(Controller::Pids).expect("detected when a limit is set");
+        match d.mechanism {
+            // The sandbox's init is in the cgroup too; it is not the program's to count.
+            Mechanism::V2 | Mechanism::V1 => {
+                cg.pids = Some(n + 1);
+                uses_cgroup = true;
+                note("processes", mechanism_name(d.mechanism).into());
+            }
+            Mechanism::Rlimit if degraded => {
+                rlimits.push((Resource::Nproc, n + 1, n + 1));
+                note(
+                    "processes",
+                    "RLIMIT_NPROC (degraded: counts the sandbox user's processes in its user \
+                     namespace)"
+                        .into(),
+                );
+            }
+            Mechanism::Rlimit => {
+                return Err(refuse(
+                    "a writable cgroup with the pids controller",
+                    &d.reason,
+                    true,
+                ))
+            }
+        }
+    }
+    if let Some(c) = l.cpu {
+        let d = decision(Controller::Cpu).expect("detected when a limit is set");
+        match d.mechanism {
+            Mechanism::V2 | Mechanism::V1 => {
+                cg.cpu = Some(c);
+                uses_cgroup = true;
+                note("cpu", mechanism_name(d.mechanism).into());
+            }
+            Mechanism::Rlimit => {
+                return Err(refuse(
+                    "a writable cgroup with the cpu controller",
+                    &d.reason,
+                    false,
+                ))
+            }
+        }
+    }
+    let mut cpu_time_ns = 0;
+    if let Some(t) = l.cpu_time {
+        let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+        rlimits.push((Resource::Cpu, secs, secs + 1));
+        let h = host.as_ref().expect("detected when a limit is set");
+        match &h.cpu_accounting {
+            CpuAccounting::V2 | CpuAccounting::V1(_) => {
+                cpu_time_ns = t.as_nanos().min(u128::from(u64::MAX)) as u64;
+                uses_cgroup = true;
+                note(
+                    "cpu_time",
+                    format!(
+                        "{} CPU usage of the whole sandbox, read by its init; RLIMIT_CPU for each \
+                         process",
+                        if h.cpu_accounting == CpuAccounting::V2 {
+                            "cgroup v2"
+                        } else {
+                            "cgroup v1"
+                        }
+                    ),
+                );
+            }
+            CpuAccounting::None if degraded => note(
+                "cpu_time",
+                "RLIMIT_CPU (degraded: each process alone, whole seconds)".into(),
+            ),
+            CpuAccounting::None => {
+                return Err(refuse(
+                    "a cgroup that accounts the sandbox's CPU time",
+                    &h.cpu_accounting_reason,
+                    true,
+                ))
+            }
+        }
+    }
+    if let Some(f) = l.file_size {
+        rlimits.push((Resource::Fsize, f, f));
+        note("file_size", "RLIMIT_FSIZE".into());
+    }
+    Ok(LimitsPlan {
+        host: if uses_cgroup { host } else { None },
+        cg,
+        rlimits,
+        cpu_time_ns,
+        enforcement,
+    })
+}
+
+impl LimitsPlan {
+    /// One line per limit enforced only by an rlimit, for the result's `degraded` list.
+    pub(crate) fn notes(&self) -> Vec<String> {
+        self.enforcement
+            .iter()
+            .filter(|e| e.mechanism.contains("degraded"))
+            .map(|e| format!("{} limit: {}", e.limit, e.mechanism))
+            .collect()
+    }
+}
+
+/// Online CPUs.
+pub(crate) fn online_cpus() -> u64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1)
+}
