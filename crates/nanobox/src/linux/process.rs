@@ -157,6 +157,8 @@ pub(crate) fn decide(e: &Ending) -> Option<Outcome> {
             };
             c.push((at, 4, own));
         }
+        // The OOM killer may end the init itself (tmpfs pages outlive the processes it kills).
+        None if e.oom && e.kill_reason != KILL_USER => return Some(Outcome::MemoryLimit),
         None => {
             return match e.kill_reason {
                 KILL_OUTPUT => Some(Outcome::OutputLimit),
@@ -553,6 +555,114 @@ fn drain(s: &mut (Option<OutputPipe>, Vec<u8>), chunk: &mut [u8]) -> Result<()> 
         }
         if pipe.fd.is_none() {
             return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn ended(kind: u32, value: i32, at: u64) -> Ending {
+        Ending {
+            status: Some((kind, value, ms(at))),
+            ..Ending::default()
+        }
+    }
+
+    #[test]
+    fn the_program_s_own_end_when_no_limit_fired() {
+        assert_eq!(
+            decide(&ended(child::STATUS_EXITED, 3, 10)),
+            Some(Outcome::Exited(3))
+        );
+        assert_eq!(
+            decide(&ended(child::STATUS_SIGNALED, 9, 10)),
+            Some(Outcome::Signaled(9))
+        );
+    }
+
+    #[test]
+    fn an_oom_kill_is_a_memory_limit_unless_the_program_succeeded() {
+        let mut e = ended(child::STATUS_SIGNALED, libc::SIGKILL, 50);
+        e.oom = true;
+        assert_eq!(decide(&e), Some(Outcome::MemoryLimit));
+        let mut e = ended(child::STATUS_EXITED, 1, 50);
+        e.oom = true;
+        assert_eq!(decide(&e), Some(Outcome::MemoryLimit));
+        // A worker was OOM-killed but the program handled it.
+        let mut e = ended(child::STATUS_EXITED, 0, 50);
+        e.oom = true;
+        assert_eq!(decide(&e), Some(Outcome::Exited(0)));
+        // The init itself was OOM-killed (no report).
+        let e = Ending {
+            oom: true,
+            ..Ending::default()
+        };
+        assert_eq!(decide(&e), Some(Outcome::MemoryLimit));
+    }
+
+    #[test]
+    fn the_wall_time_limit_wins_over_an_oom_kill_after_the_deadline() {
+        // Killed by the OOM killer at 1.2 s with a 1 s wall-time limit: the wall time fired first.
+        let mut e = ended(child::STATUS_SIGNALED, libc::SIGKILL, 1200);
+        e.oom = true;
+        e.wall_limit = Some(ms(1000));
+        assert_eq!(decide(&e), Some(Outcome::WallTimeLimit));
+        // Killed at 0.8 s: the memory limit fired first.
+        e.status = Some((child::STATUS_SIGNALED, libc::SIGKILL, ms(800)));
+        assert_eq!(decide(&e), Some(Outcome::MemoryLimit));
+    }
+
+    #[test]
+    fn cpu_time_from_the_init_from_sigxcpu_and_from_a_spent_budget() {
+        assert_eq!(
+            decide(&ended(child::STATUS_CPU, 0, 500)),
+            Some(Outcome::CpuTimeLimit)
+        );
+        assert_eq!(
+            decide(&ended(child::STATUS_SIGNALED, libc::SIGXCPU, 1000)),
+            Some(Outcome::CpuTimeLimit)
+        );
+        let mut e = ended(child::STATUS_SIGNALED, libc::SIGKILL, 2000);
+        e.cpu_limit = Some(ms(1000));
+        e.cpu_used = Some(ms(2000));
+        assert_eq!(decide(&e), Some(Outcome::CpuTimeLimit));
+        e.cpu_used = Some(ms(10));
+        assert_eq!(decide(&e), Some(Outcome::Signaled(libc::SIGKILL)));
+    }
+
+    #[test]
+    fn output_and_wall_time_go_by_which_fired_first() {
+        let mut e = ended(child::STATUS_TIMEOUT, 0, 1000);
+        e.wall_limit = Some(ms(1000));
+        e.output_at = Some(ms(400));
+        assert_eq!(decide(&e), Some(Outcome::OutputLimit));
+        e.output_at = Some(ms(1100));
+        assert_eq!(decide(&e), Some(Outcome::WallTimeLimit));
+        // Once the output limit fired, the program's death is its consequence.
+        let mut e = ended(child::STATUS_SIGNALED, libc::SIGPIPE, 30);
+        e.output_at = Some(ms(40));
+        assert_eq!(decide(&e), Some(Outcome::OutputLimit));
+    }
+
+    #[test]
+    fn without_a_report_the_caller_s_reason_decides() {
+        for (reason, want) in [
+            (KILL_OUTPUT, Some(Outcome::OutputLimit)),
+            (KILL_USER, Some(Outcome::Signaled(libc::SIGKILL))),
+            (KILL_WALL, Some(Outcome::WallTimeLimit)),
+            (KILL_NONE, None),
+        ] {
+            let e = Ending {
+                kill_reason: reason,
+                ..Ending::default()
+            };
+            assert_eq!(decide(&e), want);
         }
     }
 }
