@@ -524,3 +524,149 @@ fn chaining_through_an_upstream_proxy() {
     proxy.stop();
     proxy2.stop();
 }
+
+/// curl through the proxy to an `openssl s_server` origin with a certificate from a CA made here.
+/// TLS passes through the tunnel untouched: curl verifies the origin's certificate for the name.
+#[test]
+fn https_with_curl_and_a_test_ca() {
+    use std::process::{Command, Stdio};
+    let have = |p: &str| {
+        Command::new(p)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !have("curl")
+        || !Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: curl or openssl is not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("nanobox-proxy-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:secure.test\n").unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=nanobox test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=secure.test",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let port = {
+        let l = TcpListener::bind((LO, 0)).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server", "-quiet", "-www", "-cert", "srv.pem", "-key", "srv.key", "-accept",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while TcpStream::connect((LO, port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "s_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (proxy, addr) = start(config(
+        &[&format!("secure.test:{port}")],
+        &["secure.test", "other.test"],
+    ));
+    let curl = |url: String| {
+        Command::new("curl")
+            .env_clear()
+            .args(["-sS", "--max-time", "20", "--noproxy", "", "--cacert"])
+            .arg(dir.join("ca.pem"))
+            .arg("--proxy")
+            .arg(format!("http://{addr}"))
+            .arg(url)
+            .output()
+            .unwrap()
+    };
+    let ok = curl(format!("https://secure.test:{port}/"));
+    let refused = curl(format!("https://other.test:{port}/"));
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let events = proxy.stop();
+    let body = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(body.contains("s_server"), "{body}");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("403"),
+        "{refused:?}"
+    );
+    assert_eq!(events.len(), 2);
+    assert!(
+        events[0].allowed && events[0].bytes_down > 1000,
+        "{:?}",
+        events[0]
+    );
+    assert!(!events[1].allowed && events[1].host == "other.test");
+}
