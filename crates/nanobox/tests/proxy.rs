@@ -249,7 +249,7 @@ fn malformed_oversized_and_slow_heads() {
         "{r}"
     );
     let mut big = b"GET http://a.test/ HTTP/1.1\r\n".to_vec();
-    big.extend(std::iter::repeat_n(b'x', 40 * 1024));
+    big.extend(vec![b'x'; 40 * 1024]);
     let r = exchange(addr, &big);
     assert!(
         r.starts_with("HTTP/1.1 400") && r.contains("request head larger than 16384 bytes"),
