@@ -25,6 +25,7 @@
 mod error;
 mod policy;
 mod probe;
+pub mod proxy;
 mod result;
 mod sandbox;
 

@@ -1,0 +1,190 @@
+//! Helpers for the proxy tests: origins on 127.0.0.1 and a client.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nanobox::proxy::{AllowList, OverrideResolver, ProxyConfig, ProxyHandle, ProxyServer};
+
+pub const LO: &str = "127.0.0.1";
+
+pub fn lo() -> IpAddr {
+    LO.parse().unwrap()
+}
+
+/// A test origin: accepts until stopped, one thread per connection running `serve`.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub active: Arc<AtomicUsize>,
+    pub accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Origin {
+    pub fn start(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> Origin {
+        let l = TcpListener::bind((LO, 0)).unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let serve = Arc::new(serve);
+        let (s2, a2, c2) = (stop.clone(), active.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            for c in l.incoming() {
+                if s2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(c) = c else { continue };
+                c2.fetch_add(1, Ordering::SeqCst);
+                a2.fetch_add(1, Ordering::SeqCst);
+                let (serve, a3) = (serve.clone(), a2.clone());
+                conns.push(std::thread::spawn(move || {
+                    serve(c);
+                    a3.fetch_sub(1, Ordering::SeqCst);
+                }));
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        });
+        Origin {
+            addr,
+            active,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Echoes until EOF, then half-closes (so a client's half-close comes back as EOF).
+    pub fn echo() -> Origin {
+        Origin::start(|mut c| {
+            let mut buf = [0u8; 16384];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if c.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = c.shutdown(Shutdown::Write);
+        })
+    }
+
+    /// Reads one request head (and a body of `Content-Length`), records the bytes it got until the
+    /// client stopped sending for 300 ms, answers `200 ok`.
+    pub fn http(seen: Arc<Mutex<Vec<Vec<u8>>>>) -> Origin {
+        Origin::start(move |mut c| {
+            c.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            seen.lock().unwrap().push(got);
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn config(patterns: &[&str], names: &[&str]) -> ProxyConfig {
+    let mut r = OverrideResolver::default();
+    for n in names {
+        r = r.map(n, lo()).unwrap();
+    }
+    let mut c = ProxyConfig::new(AllowList::parse(patterns).unwrap());
+    c.resolver = Arc::new(r);
+    c
+}
+
+pub fn start(config: ProxyConfig) -> (ProxyHandle, SocketAddr) {
+    let l = TcpListener::bind((LO, 0)).unwrap();
+    let addr = l.local_addr().unwrap();
+    (ProxyServer::start(l, config).unwrap(), addr)
+}
+
+/// Reads a response head byte by byte (so nothing after it is consumed).
+pub fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// Sends `CONNECT target` and returns the stream and the response head.
+pub fn connect(proxy: SocketAddr, target: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").unwrap();
+    let head = read_head(&mut s);
+    (s, head)
+}
+
+/// Sends raw bytes, returns everything the proxy answers until it closes.
+pub fn exchange(proxy: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Threads of this process whose name starts with `prefix`.
+pub fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .filter(|c| c.starts_with(prefix))
+        .count()
+}
+
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+pub fn task_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+pub fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
