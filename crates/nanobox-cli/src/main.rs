@@ -167,8 +167,13 @@ struct RunArgs {
     max_output: Option<u64>,
 
     /// No network at all: only a private loopback interface (the default)
-    #[arg(long, help_heading = "Network")]
+    #[arg(long, help_heading = "Network", conflicts_with = "allow_net")]
     no_network: bool,
+
+    /// Allow HTTP/HTTPS to PATTERN (host, *.domain, host:port) through the filtering proxy;
+    /// repeatable. The program gets HTTP_PROXY/HTTPS_PROXY; --json lists every attempt
+    #[arg(long, value_name = "PATTERN", help_heading = "Network")]
+    allow_net: Vec<String>,
 
     /// Set an environment variable; the environment otherwise starts minimal; repeatable
     #[arg(long, value_name = "KEY=VALUE", help_heading = "Process", value_parser = parse::env_pair)]
@@ -313,6 +318,9 @@ fn run(args: RunArgs) -> ExitCode {
     }
     if let Some(name) = &args.hostname {
         builder = builder.hostname(name.clone());
+    }
+    if !args.allow_net.is_empty() {
+        builder = builder.allow_network(&args.allow_net);
     }
     if args.allow_degraded {
         builder = builder.allow_degraded_isolation().allow_degraded_limits();

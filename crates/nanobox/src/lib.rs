@@ -41,10 +41,11 @@ use unsupported as backend;
 
 pub use error::{Error, Result};
 pub use policy::{
-    Mount, Network, Permission, SandboxBuilder, SeccompPolicy, Stdin, DEFAULT_HOSTNAME,
-    DEFAULT_OUTPUT_LIMIT, DEFAULT_PATH, DEFAULT_TMP_SIZE, DEFAULT_WORKDIR,
+    Mount, Network, NetworkAllowlist, Permission, SandboxBuilder, SeccompPolicy, Stdin,
+    DEFAULT_HOSTNAME, DEFAULT_OUTPUT_LIMIT, DEFAULT_PATH, DEFAULT_TMP_SIZE, DEFAULT_WORKDIR,
 };
 pub use probe::{Check, CheckStatus, Probe};
+pub use proxy::NetworkEvent;
 pub use result::{Enforcement, Outcome, RunResult};
 pub use sandbox::{Child, ChildStderr, ChildStdout, Command, Sandbox};
 

@@ -83,11 +83,33 @@ impl From<&[u8]> for Stdin {
 
 /// Network access of the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Network {
     /// Only a private loopback interface (the default).
     #[default]
     None,
+    /// Still only loopback, plus HTTP and HTTPS to the allowed hosts through nanobox's filtering
+    /// proxy (see [`SandboxBuilder::allow_network`]).
+    Allowlist(NetworkAllowlist),
 }
+
+/// What [`Network::Allowlist`] lets through.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkAllowlist {
+    /// Host patterns: `host`, `*.domain`, `host:port`, an IP literal, or `*`.
+    pub patterns: Vec<String>,
+    /// Names the proxy resolves to a fixed address (like `curl --resolve`); that address is
+    /// allowed for that name even where the address rules would refuse it.
+    pub hosts: Vec<(String, std::net::IpAddr)>,
+    /// Addresses or CIDR blocks exempt from the address rules (e.g. `10.1.0.0/16`).
+    pub addresses: Vec<String>,
+    /// An upstream HTTP proxy to chain through (`http://[user:pass@]host:port`); `None` takes
+    /// the caller's `HTTPS_PROXY`/`https_proxy` (then `HTTP_PROXY`/`http_proxy`) at `build()`.
+    pub upstream: Option<String>,
+}
+
+/// The port the filtering proxy listens on inside the sandbox (on its own loopback).
+pub const PROXY_PORT: u16 = 3128;
 
 /// The syscall filter of a sandbox: nanobox's default filter, tightened or loosened by name.
 ///
@@ -340,6 +362,59 @@ impl SandboxBuilder {
         self
     }
 
+    fn allowlist(&mut self) -> &mut NetworkAllowlist {
+        if !matches!(self.network, Network::Allowlist(_)) {
+            self.network = Network::Allowlist(NetworkAllowlist::default());
+        }
+        match &mut self.network {
+            Network::Allowlist(a) => a,
+            Network::None => unreachable!("set above"),
+        }
+    }
+
+    /// Allow HTTP and HTTPS to hosts matching `patterns` (repeatable; patterns add up). The
+    /// sandbox keeps its own network namespace with only loopback; nanobox serves a filtering
+    /// proxy on its `127.0.0.1:3128` from the calling process and sets `HTTP_PROXY`,
+    /// `HTTPS_PROXY` and the other variables clients read. Patterns: `example.com` exactly;
+    /// `*.example.com` any subdomain at any depth, not `example.com` itself; case-insensitive,
+    /// trailing dot ignored, IDNs compared in punycode; ports 80 and 443 unless the pattern names
+    /// one (`host:8443`); an IP literal only if listed; `*` alone any host. Whatever the name,
+    /// the proxy refuses to connect to loopback, private, link-local (cloud metadata included),
+    /// CGNAT, unique-local, multicast and unspecified addresses unless allowed with
+    /// [`SandboxBuilder::allow_address`] or [`SandboxBuilder::map_host`]. Every attempt is in
+    /// [`crate::RunResult::network`]. An invalid pattern makes `build()` fail.
+    pub fn allow_network<S: AsRef<str>>(mut self, patterns: &[S]) -> Self {
+        let a = self.allowlist();
+        a.patterns
+            .extend(patterns.iter().map(|p| p.as_ref().to_string()));
+        self
+    }
+
+    /// Make the proxy resolve `name` to `addr` (like `curl --resolve`), and allow `addr` for that
+    /// name alone, also where the address rules would refuse it. The name must still match an
+    /// `allow_network` pattern. For reaching a local service, and for tests.
+    pub fn map_host(mut self, name: impl Into<String>, addr: std::net::IpAddr) -> Self {
+        let a = self.allowlist();
+        a.hosts.push((name.into(), addr));
+        self
+    }
+
+    /// Exempt an address or CIDR block (`10.1.2.3`, `10.1.0.0/16`, `fd00::/8`) from the proxy's
+    /// address rules, for hosts allowed by pattern.
+    pub fn allow_address(mut self, cidr: impl Into<String>) -> Self {
+        let a = self.allowlist();
+        a.addresses.push(cidr.into());
+        self
+    }
+
+    /// Chain the filtering proxy through an upstream HTTP proxy (`http://[user:pass@]host:port`).
+    /// Default: the caller's `HTTPS_PROXY` (or `https_proxy`, `HTTP_PROXY`, `http_proxy`) when set.
+    pub fn upstream_proxy(mut self, url: impl Into<String>) -> Self {
+        let a = self.allowlist();
+        a.upstream = Some(url.into());
+        self
+    }
+
     /// The hostname inside the sandbox (default `nanobox`).
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostname = name.into();
@@ -478,6 +553,49 @@ impl SandboxBuilder {
             env_map.insert(k, v);
         }
         env_map.insert("PWD".into(), working_dir.to_string_lossy().into_owned());
+        let mut network = self.network;
+        if let Network::Allowlist(a) = &mut network {
+            crate::proxy::AllowList::parse(&a.patterns).map_err(|reason| Error::InvalidOption {
+                option: "allow_network",
+                reason,
+            })?;
+            for c in &a.addresses {
+                crate::proxy::Cidr::parse(c).map_err(|reason| Error::InvalidOption {
+                    option: "allow_address",
+                    reason,
+                })?;
+            }
+            if a.upstream.is_none() {
+                a.upstream = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+                    .iter()
+                    .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+            }
+            if let Some(u) = &a.upstream {
+                crate::proxy::Upstream::parse(u).map_err(|reason| Error::InvalidOption {
+                    option: "upstream_proxy",
+                    reason,
+                })?;
+            }
+            // What common clients read (curl, pip, requests, urllib, npm, git, Go, reqwest, Node
+            // with NODE_USE_ENV_PROXY); these win over the same names set with `env`.
+            let url = format!("http://127.0.0.1:{PROXY_PORT}");
+            for k in [
+                "HTTP_PROXY",
+                "HTTPS_PROXY",
+                "http_proxy",
+                "https_proxy",
+                "ALL_PROXY",
+                "all_proxy",
+                "npm_config_proxy",
+                "npm_config_https_proxy",
+            ] {
+                env_map.insert(k.into(), url.clone());
+            }
+            for k in ["NO_PROXY", "no_proxy"] {
+                env_map.insert(k.into(), "localhost,127.0.0.1,::1".into());
+            }
+            env_map.insert("NODE_USE_ENV_PROXY".into(), "1".into());
+        }
         let env = env_map.into_iter().collect();
 
         if self.hostname.is_empty()
@@ -551,7 +669,7 @@ impl SandboxBuilder {
             output_limit: self.output_limit,
             hostname: self.hostname,
             tmp_size: self.tmp_size,
-            network: self.network,
+            network,
             seccomp: self.seccomp,
             allow_degraded_isolation: self.allow_degraded_isolation,
             limits: self.limits,

@@ -103,6 +103,9 @@ pub struct RunResult {
     pub accounting: &'static str,
     /// Which mechanism enforced each limit that was set, e.g. `memory` by `cgroup v1`.
     pub limits: Vec<Enforcement>,
+    /// Every connection attempt through the network allowlist's proxy: host, port, allowed or
+    /// refused (and why), bytes each way. Empty without [`crate::SandboxBuilder::allow_network`].
+    pub network: Vec<crate::NetworkEvent>,
     /// What protected this run less than full isolation would have, one line each; empty for a
     /// fully isolated run. Only a sandbox built with an explicit opt-in (e.g.
     /// [`crate::SandboxBuilder::allow_degraded_isolation`]) can run degraded.
@@ -132,6 +135,7 @@ impl RunResult {
             peak_memory: 0,
             accounting: "rusage",
             limits: Vec::new(),
+            network: Vec::new(),
             degraded: Vec::new(),
         }
     }
@@ -181,11 +185,12 @@ impl fmt::Display for RunResult {
 
 /// Serialised as the run report of the CLI's `--json`: `status`, `exit_code`, `signal`, `stdout`,
 /// `stderr`, `stdout_truncated`, `stderr_truncated`, `wall_time_ms`, `cpu_time_ms`,
-/// `peak_memory_bytes`, `accounting`, `limits` (a list of `{limit, mechanism}`), `degraded` (a list
+/// `peak_memory_bytes`, `accounting`, `limits` (a list of `{limit, mechanism}`), `network` (a list of
+/// `{host, port, allowed, pattern, address, reason, bytes_up, bytes_down}`), `degraded` (a list
 /// of strings, empty for a fully isolated run).
 impl Serialize for RunResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("RunResult", 14)?;
+        let mut st = s.serialize_struct("RunResult", 15)?;
         st.serialize_field("status", self.outcome.status())?;
         st.serialize_field("exit_code", &self.outcome.code())?;
         st.serialize_field("signal", &self.outcome.signal())?;
@@ -198,6 +203,7 @@ impl Serialize for RunResult {
         st.serialize_field("peak_memory_bytes", &self.peak_memory)?;
         st.serialize_field("accounting", self.accounting)?;
         st.serialize_field("limits", &self.limits)?;
+        st.serialize_field("network", &self.network)?;
         st.serialize_field("degraded", &self.degraded)?;
         st.end()
     }

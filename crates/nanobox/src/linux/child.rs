@@ -47,6 +47,7 @@ pub(crate) enum Step {
     LandlockRestrict,
     DegradedInit,
     ResourceLimits,
+    ProxyListener,
 }
 
 impl Step {
@@ -73,6 +74,7 @@ impl Step {
             LandlockRestrict,
             DegradedInit,
             ResourceLimits,
+            ProxyListener,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -101,6 +103,9 @@ impl Step {
             }
             Step::LandlockRestrict => "enforcing the Landlock ruleset",
             Step::ResourceLimits => "setting the resource limits (setrlimit)",
+            Step::ProxyListener => {
+                "opening the network proxy's listener on the sandbox's loopback (127.0.0.1:3128)"
+            }
             Step::DegradedInit => {
                 "setting up the degraded init (subreaper, uid drop, no_new_privs, Landlock scope)"
             }
@@ -161,6 +166,10 @@ pub(crate) struct ChildArgs<'a> {
     pub ncpu: u64,
     /// Resource limits the program sets before execve: (resource, soft, hard).
     pub rlimits: &'a [(rustix::process::Resource, u64, u64)],
+    /// With a network allowlist: the socket to hand the proxy's listener to the caller, or -1.
+    pub proxy_sock: RawFd,
+    /// The port the listener binds on the sandbox's loopback.
+    pub proxy_port: u16,
 }
 
 fn exit(code: i32) -> ! {
@@ -338,6 +347,11 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
             step_fail(rep, Step::LandlockRules, e);
         }
     }
+    if a.proxy_sock >= 0 {
+        if let Err(e) = send_proxy_listener(a.proxy_sock, a.proxy_port) {
+            step_fail(rep, Step::ProxyListener, e);
+        }
+    }
 
     // SIGCHLD arrives on a signalfd, so that one poll waits for children, the caller and the clock.
     // SAFETY: sigset operations on a local set; sigprocmask/signalfd are async-signal-safe.
@@ -461,6 +475,56 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
             }
         }
     }
+}
+
+/// Open the proxy's listening socket on the sandbox's own loopback and pass it to the caller over
+/// `sock` (SCM_RIGHTS): a socket keeps the network namespace it was made in, so the caller serves
+/// the proxy here from outside, and nothing else of the host is reachable.
+fn send_proxy_listener(sock: RawFd, port: u16) -> Result<(), i32> {
+    // SAFETY: plain socket calls on stack data; every descriptor is closed before returning.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(last_errno());
+        }
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_port = port.to_be();
+        addr.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len) != 0
+            || libc::listen(fd, 4096) != 0
+        {
+            let e = last_errno();
+            libc::close(fd);
+            return Err(e);
+        }
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        // Room for one descriptor, aligned for cmsghdr.
+        let mut cbuf = [0u64; 4];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        let r = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
+        let e = last_errno();
+        libc::close(fd);
+        libc::close(sock);
+        if r != 1 {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// End the run. With namespaces, the init's exit does it (the kernel kills the pid namespace).

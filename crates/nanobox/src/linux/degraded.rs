@@ -118,6 +118,15 @@ pub(crate) fn prepare(policy: &Policy, why: &Error, system_dirs: &[String]) -> R
             });
         }
     }
+    if matches!(policy.network, crate::policy::Network::Allowlist(_)) {
+        return Err(Error::HostUnsupported {
+            missing: "a network namespace (the degraded mode has none)",
+            cause: "the network allowlist serves its proxy on the sandbox's own loopback, and the \
+                    degraded mode refuses every socket instead"
+                .into(),
+            fix: "enable user namespaces, or run without allow_network".into(),
+        });
+    }
     if policy.hostname != crate::policy::DEFAULT_HOSTNAME {
         return Err(Error::HostUnsupported {
             missing: "a UTS namespace (the degraded mode has none)",

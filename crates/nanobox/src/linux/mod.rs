@@ -54,6 +54,8 @@ pub(crate) struct Prepared {
     ncpu: u64,
     /// The degraded mode's and the degraded limits' weaknesses.
     notes: Vec<String>,
+    /// With a network allowlist: the filtering proxy each run serves.
+    proxy: Option<crate::proxy::ProxyConfig>,
     workdir: CString,
     env: Vec<CString>,
     path_dirs: Vec<Vec<u8>>,
@@ -123,6 +125,7 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         landlock,
         degraded: None,
         notes: Vec::new(),
+        proxy: proxy_config(policy)?,
         limits: limits::plan(policy)?,
         ncpu: limits::online_cpus(),
         workdir,
@@ -132,6 +135,55 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     let limit_notes = prep.limits.notes();
     prep.notes.extend(limit_notes);
     Ok(prep)
+}
+
+/// The proxy's configuration for a policy with a network allowlist (validated at `build()`).
+fn proxy_config(policy: &Policy) -> Result<Option<crate::proxy::ProxyConfig>> {
+    use crate::proxy::{AllowList, Cidr, OverrideResolver, ProxyConfig, SystemResolver, Upstream};
+    let crate::policy::Network::Allowlist(a) = &policy.network else {
+        return Ok(None);
+    };
+    let invalid = |option: &'static str| move |reason| Error::InvalidOption { option, reason };
+    let mut cfg =
+        ProxyConfig::new(AllowList::parse(&a.patterns).map_err(invalid("allow_network"))?);
+    for c in &a.addresses {
+        cfg.allow_addresses
+            .push(Cidr::parse(c).map_err(invalid("allow_address"))?);
+    }
+    let mut resolver = OverrideResolver::new(Arc::new(SystemResolver));
+    for (name, addr) in &a.hosts {
+        resolver = resolver.map(name, *addr).map_err(invalid("map_host"))?;
+    }
+    cfg.resolver = Arc::new(resolver);
+    cfg.upstream = a
+        .upstream
+        .as_deref()
+        .map(Upstream::parse)
+        .transpose()
+        .map_err(invalid("upstream_proxy"))?;
+    Ok(Some(cfg))
+}
+
+/// Receive the proxy's listener that the init sent over `sock`.
+fn recv_listener(sock: &OwnedFd) -> io::Result<std::net::TcpListener> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    rustix::net::recvmsg(
+        sock,
+        &mut [io::IoSliceMut::new(&mut byte)],
+        &mut anc,
+        RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
+    )?;
+    for msg in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(std::net::TcpListener::from(fd));
+            }
+        }
+    }
+    Err(io::Error::other("the sandbox init sent no listener"))
 }
 
 /// The environment's strings and the PATH directories the program is looked up in.
@@ -178,6 +230,7 @@ fn prepare_degraded(policy: &Policy, why: Error) -> Result<Prepared> {
         filters,
         landlock: None,
         notes: deg.notes.clone(),
+        proxy: None,
         degraded: Some(deg),
         limits: limits::plan(policy)?,
         ncpu: limits::online_cpus(),
@@ -428,6 +481,19 @@ pub(crate) fn spawn(
         .as_ref()
         .and_then(|c| c.cpu_usage_fd())
         .map(|f| f.as_raw_fd());
+    // With an allowlist, the init hands over the proxy's listener on this socket pair.
+    let proxy_pair = match &prep.proxy {
+        Some(_) => Some(
+            rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::SEQPACKET,
+                rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )
+            .map_err(|e| Error::io("creating the proxy hand-off socket", e.into()))?,
+        ),
+        None => None,
+    };
     let init_scope = match &prep.degraded {
         Some(_) => Some(degraded::init_scope_ruleset()?),
         None => None,
@@ -441,6 +507,7 @@ pub(crate) fn spawn(
     .chain(ruleset.as_ref().map(|f| f.as_raw_fd()))
     .chain(init_scope.as_ref().map(|f| f.as_raw_fd()))
     .chain(cpu_fd)
+    .chain(proxy_pair.as_ref().map(|(_, c)| c.as_raw_fd()))
     .collect();
     keep.sort_unstable();
 
@@ -489,6 +556,11 @@ pub(crate) fn spawn(
         },
         ncpu: prep.ncpu,
         rlimits: &prep.limits.rlimits,
+        proxy_sock: proxy_pair
+            .as_ref()
+            .map(|(_, c)| c.as_raw_fd())
+            .unwrap_or(-1),
+        proxy_port: crate::policy::PROXY_PORT,
     };
 
     // Block every signal in this thread across the clone, so that none is delivered to the child
@@ -527,6 +599,7 @@ pub(crate) fn spawn(
         ruleset,
         init_scope,
     ));
+    let proxy_sock = proxy_pair.map(|(parent, _child)| parent);
 
     let abort = |err: Error| {
         userns::kill_pidfd(&pidfd);
@@ -620,6 +693,26 @@ pub(crate) fn spawn(
             io::Error::new(io::ErrorKind::UnexpectedEof, "short report"),
         )));
     }
+    // The program runs: its proxy listener is waiting on the hand-off socket.
+    let proxy = match (&prep.proxy, &proxy_sock) {
+        (Some(cfg), Some(sock)) => {
+            let listener = recv_listener(sock).map_err(|e| {
+                abort(Error::Setup {
+                    step: "receiving the network proxy's listener from the sandbox".into(),
+                    source: e,
+                })
+            })?;
+            Some(
+                crate::proxy::ProxyServer::start(listener, cfg.clone()).map_err(|e| {
+                    abort(Error::Setup {
+                        step: "starting the network proxy".into(),
+                        source: e,
+                    })
+                })?,
+            )
+        }
+        _ => None,
+    };
     let shared = Arc::new(process::Shared::new(pidfd, prep.degraded.is_some()));
     Ok(process::start(
         pid,
@@ -637,6 +730,7 @@ pub(crate) fn spawn(
             cgroup,
             enforcement: prep.limits.enforcement.clone(),
             cpu_time_limit: policy.limits.cpu_time,
+            proxy,
         },
     ))
 }

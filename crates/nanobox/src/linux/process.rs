@@ -77,6 +77,7 @@ pub(crate) struct Process {
     finished: Option<(Outcome, Duration)>,
     extras: Extras,
     usage: Option<Usage>,
+    network: Vec<crate::proxy::NetworkEvent>,
 }
 
 /// What a run carries besides its processes.
@@ -92,6 +93,8 @@ pub(crate) struct Extras {
     /// Which mechanism enforces each limit, for the result.
     pub enforcement: Vec<Enforcement>,
     pub cpu_time_limit: Option<Duration>,
+    /// The run's filtering proxy, stopped when the run ends.
+    pub proxy: Option<crate::proxy::ProxyHandle>,
 }
 
 /// What a finished run used.
@@ -214,6 +217,7 @@ pub(crate) fn start(
             finished: None,
             extras,
             usage: None,
+            network: Vec::new(),
         },
         out,
         err,
@@ -330,6 +334,9 @@ impl Process {
             }
         };
         self.usage = Some(usage);
+        if let Some(p) = self.extras.proxy.take() {
+            self.network = p.stop();
+        }
         let output_at = self
             .shared
             .output_limit_at
@@ -535,6 +542,7 @@ pub(crate) fn collect(
     );
     r.degraded = p.extras.degraded.clone();
     r.limits = p.extras.enforcement.clone();
+    r.network = std::mem::take(&mut p.network);
     if let Some(u) = p.usage {
         r.cpu_time = u.cpu_time;
         r.peak_memory = u.peak_memory;

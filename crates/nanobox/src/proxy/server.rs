@@ -106,6 +106,12 @@ pub struct ProxyHandle {
     accept: Option<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for ProxyHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyHandle").finish_non_exhaustive()
+    }
+}
+
 impl ProxyServer {
     /// Serves the proxy on `listener` (any bound, listening TCP socket, e.g. one made inside the
     /// sandbox's network namespace) until the handle is stopped. The listener is owned and closed by

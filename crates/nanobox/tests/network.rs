@@ -1,0 +1,431 @@
+//! The network allowlist end to end: real clients inside the sandbox (curl, python3 urllib, pip)
+//! reach origins that these tests start on the host's 127.0.0.1, through the filtering proxy,
+//! with names mapped by `map_host`. Hermetic: nothing but loopback is ever contacted.
+
+mod common;
+mod proxy_util;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::TempDir;
+use nanobox::{Outcome, Permission, RunResult, Sandbox, SandboxBuilder};
+use proxy_util::{read_head, Origin};
+
+fn lo() -> IpAddr {
+    "127.0.0.1".parse().unwrap()
+}
+
+/// An origin answering every request with `body` (HTTP/1.1, Connection: close).
+fn origin(body: &'static str) -> Origin {
+    Origin::start(move |mut c| {
+        let _ = read_head(&mut c);
+        let _ = write!(
+            c,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    })
+}
+
+fn run(b: SandboxBuilder, script: &str) -> RunResult {
+    let r = b
+        .wall_time_limit(Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .run("sh", &["-c", script])
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Exited(0), "{r:?}");
+    r
+}
+
+both!(an_allowed_name_reaches_its_origin_with_curl_and_python, {
+    let o = origin("hello from origin");
+    let p = o.port();
+    let b = Sandbox::builder()
+        .allow_network(&[format!("api.test:{p}")])
+        .map_host("api.test", lo());
+    let r = run(
+        b,
+        &format!(
+            "curl -sS http://api.test:{p}/x; echo; \
+             python3 -c \"import urllib.request as u; print(u.urlopen('http://api.test:{p}/y').read().decode())\""
+        ),
+    );
+    assert_eq!(r.stdout, "hello from origin\nhello from origin\n", "{r:?}");
+    assert_eq!(r.network.len(), 2, "{:?}", r.network);
+    for e in &r.network {
+        assert!(e.allowed && e.host == "api.test" && e.port == p, "{e:?}");
+        assert!(e.bytes_down > 0 && e.bytes_up > 0, "{e:?}");
+    }
+});
+
+both!(other_names_get_a_403_naming_them, {
+    let o = origin("secret");
+    let p = o.port();
+    let b = Sandbox::builder()
+        .allow_network(&[format!("api.test:{p}")])
+        .map_host("api.test", lo())
+        .map_host("other.test", lo());
+    let r = run(
+        b,
+        &format!(
+            "curl -sS -o /tmp/body -w '%{{http_code}}\\n' http://other.test:{p}/; \
+             curl -sS -o /dev/null -w '%{{http_connect}}\\n' https://other.test/; cat /tmp/body"
+        ),
+    );
+    let mut lines = r.stdout.lines();
+    assert_eq!(lines.next(), Some("403"), "{}", r.stdout);
+    // HTTPS: the CONNECT itself is refused.
+    assert_eq!(lines.next(), Some("403"), "{}", r.stdout);
+    let body: String = lines.collect::<Vec<_>>().join("\n");
+    assert!(
+        body.contains("other.test") && body.contains("allowlist"),
+        "{body}"
+    );
+    assert!(!r.stdout.contains("secret"));
+    assert!(r.network.iter().all(|e| !e.allowed), "{:?}", r.network);
+    assert_eq!(o.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+});
+
+both!(connections_that_bypass_the_proxy_fail, {
+    let o = origin("secret");
+    let p = o.port();
+    let b = Sandbox::builder()
+        .allow_network(&[format!("api.test:{p}")])
+        .map_host("api.test", lo());
+    // Straight to the origin's port (the sandbox's own loopback has nothing there), and to the
+    // host's addresses, which the sandbox's network namespace has no route to.
+    let host_ips: Vec<String> = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut script = format!(
+        "curl -sS -m 3 --noproxy '*' http://127.0.0.1:{p}/ && echo BYPASSED; \
+         python3 -c \"import socket; s=socket.socket(); s.settimeout(3); s.connect(('127.0.0.1', {p})); print('BYPASSED')\"; "
+    );
+    for ip in &host_ips {
+        script.push_str(&format!(
+            "curl -sS -m 3 --noproxy '*' http://{ip}:{p}/ && echo BYPASSED; "
+        ));
+    }
+    script.push_str("true");
+    let r = run(b, &script);
+    assert!(!r.stdout.contains("BYPASSED"), "{r:?}");
+    assert_eq!(o.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(r.network.is_empty(), "{:?}", r.network);
+});
+
+both!(ip_literals_loopback_names_and_cloud_metadata_are_refused, {
+    let o = origin("secret");
+    let p = o.port();
+    let b = Sandbox::builder().allow_network(&[
+        format!("localhost:{p}"),
+        "169.254.169.254".to_string(),
+        format!("127.0.0.1:{p}"),
+    ]);
+    let r = run(
+        b,
+        &format!(
+            "for u in http://127.0.0.2:{p}/ http://localhost:{p}/ http://169.254.169.254/latest/meta-data/ http://127.0.0.1:{p}/; do \
+               curl -sS -o /dev/null -w '%{{http_code}}\\n' --noproxy '' --proxy http://127.0.0.1:3128 $u; done"
+        ),
+    );
+    // Not listed; a name resolving to loopback; metadata listed literally; loopback listed but
+    // not allowed as an address: all refused.
+    assert_eq!(r.stdout, "403\n403\n403\n403\n", "{r:?}");
+    assert_eq!(o.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let reasons: Vec<String> = r
+        .network
+        .iter()
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect();
+    assert!(reasons[0].contains("not in the allowlist"), "{reasons:?}");
+    assert!(reasons[1].contains("loopback"), "{reasons:?}");
+    assert!(reasons[2].contains("link-local"), "{reasons:?}");
+});
+
+both!(
+    wildcards_match_subdomains_at_any_depth_but_not_the_domain,
+    {
+        let o = origin("ok");
+        let p = o.port();
+        let mut b = Sandbox::builder().allow_network(&[format!("*.svc.test:{p}")]);
+        for n in ["a.svc.test", "b.c.svc.test", "svc.test", "xsvc.test"] {
+            b = b.map_host(n, lo());
+        }
+        let r = run(
+            b,
+            &format!(
+                "for h in a.svc.test B.C.SVC.TEST. svc.test xsvc.test; do \
+               curl -sS -o /dev/null -w \"$h %{{http_code}}\\n\" http://$h:{p}/; done"
+            ),
+        );
+        assert_eq!(
+            r.stdout, "a.svc.test 200\nB.C.SVC.TEST. 200\nsvc.test 403\nxsvc.test 403\n",
+            "{r:?}"
+        );
+    }
+);
+
+/// A test CA and a server certificate for `name`, made with openssl in `dir`.
+fn make_certs(dir: &Path, name: &str) -> bool {
+    let ok = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=DNS:{name}\n")).unwrap();
+    ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=nanobox test CA",
+    ]) && ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        &format!("/CN={name}"),
+    ]) && ok(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ])
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(port: u16) {
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+both!(https_through_the_proxy_with_a_test_ca, {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("skipped: openssl is not installed (apt-get install openssl)");
+        return;
+    }
+    let d = TempDir::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(make_certs(d.path(), "secure.test"), "openssl failed");
+    for f in ["ca.pem", "srv.pem", "srv.key"] {
+        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let port = free_port();
+    let _srv = Server(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-cert", "srv.pem", "-key", "srv.key"])
+            .current_dir(d.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(port);
+    let b = Sandbox::builder()
+        .mount(d.path(), "/ca", Permission::ReadOnly)
+        .allow_network(&[format!("secure.test:{port}")])
+        .map_host("secure.test", lo());
+    let r = run(
+        b,
+        &format!(
+            "curl -sS --cacert /ca/ca.pem -o /dev/null -w '%{{http_code}}\\n' https://secure.test:{port}/; \
+             python3 -c \"import ssl, urllib.request as u; c=ssl.create_default_context(cafile='/ca/ca.pem'); print(u.urlopen('https://secure.test:{port}/', context=c).status)\""
+        ),
+    );
+    // TLS end to end through the tunnel: the certificate checks against the test CA.
+    assert_eq!(r.stdout, "200\n200\n", "{r:?}");
+    assert!(r.network.iter().all(|e| e.allowed), "{:?}", r.network);
+});
+
+/// A wheel pip accepts: METADATA, WHEEL, RECORD.
+fn write_wheel(path: &Path) {
+    let py = format!(
+        "import zipfile\n\
+with zipfile.ZipFile('{}', 'w') as z:\n\
+\x20   z.writestr('demo/__init__.py', 'X = 1\\n')\n\
+\x20   z.writestr('demo-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: demo\\nVersion: 1.0\\n')\n\
+\x20   z.writestr('demo-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+\x20   z.writestr('demo-1.0.dist-info/RECORD', '')\n",
+        path.display()
+    );
+    let ok = Command::new("python3").args(["-c", &py]).status().unwrap();
+    assert!(ok.success());
+}
+
+both!(pip_downloads_from_a_local_index_through_the_proxy, {
+    if !Command::new("/usr/bin/python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: Debian's python3-pip is not installed (apt-get install python3-pip)");
+        return;
+    }
+    let d = TempDir::new();
+    use std::os::unix::fs::PermissionsExt;
+    let simple = d.join("simple/demo");
+    std::fs::create_dir_all(&simple).unwrap();
+    write_wheel(&d.join("simple/demo/demo-1.0-py3-none-any.whl"));
+    std::fs::write(
+        simple.join("index.html"),
+        "<html><body><a href=\"demo-1.0-py3-none-any.whl\">demo-1.0-py3-none-any.whl</a></body></html>",
+    )
+    .unwrap();
+    for p in [d.path().to_path_buf(), d.join("simple"), simple.clone()] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let port = free_port();
+    let _srv = Server(
+        Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .current_dir(d.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(port);
+    let b = Sandbox::builder()
+        .allow_network(&[format!("pypi.test:{port}")])
+        .map_host("pypi.test", lo());
+    let r = run(
+        b,
+        &format!(
+            "/usr/bin/python3 -m pip download --no-deps --disable-pip-version-check -q \
+               --trusted-host pypi.test --index-url http://pypi.test:{port}/simple/ demo -d /tmp/dl && ls /tmp/dl"
+        ),
+    );
+    assert_eq!(r.stdout, "demo-1.0-py3-none-any.whl\n", "{r:?}");
+    assert!(r.network.iter().any(|e| e.allowed && e.host == "pypi.test"));
+});
+
+/// A minimal upstream proxy for plain HTTP: records each request head, forwards it to the
+/// absolute-form target in origin-form, relays the answer.
+fn upstream(seen: Arc<Mutex<Vec<String>>>) -> Origin {
+    Origin::start(move |mut c| {
+        let head = read_head(&mut c);
+        seen.lock().unwrap().push(head.clone());
+        let line = head.lines().next().unwrap_or_default().to_string();
+        let target = line.split(' ').nth(1).unwrap_or_default();
+        let Some(rest) = target.strip_prefix("http://") else {
+            return;
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let Ok(mut up) = TcpStream::connect(authority) else {
+            return;
+        };
+        let _ = write!(
+            up,
+            "GET {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n",
+            if path.is_empty() { "/" } else { path }
+        );
+        let mut answer = Vec::new();
+        let _ = up.read_to_end(&mut answer);
+        let _ = c.write_all(&answer);
+        let _ = c.shutdown(Shutdown::Write);
+    })
+}
+
+both!(requests_chain_through_an_upstream_proxy, {
+    let o = origin("via upstream");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let up = upstream(seen.clone());
+    let p = o.port();
+    let b = Sandbox::builder()
+        .allow_network(&[format!("api.test:{p}")])
+        .map_host("api.test", lo())
+        .upstream_proxy(format!("http://127.0.0.1:{}", up.port()));
+    let r = run(
+        b,
+        &format!("curl -sS http://api.test:{p}/a; echo; curl -sS -o /dev/null -w '%{{http_code}}' http://no.test:{p}/"),
+    );
+    assert_eq!(r.stdout, "via upstream\n403", "{r:?}");
+    let seen = seen.lock().unwrap();
+    // Only the allowed request reached the upstream, addressed to the checked address.
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with(&format!("GET http://127.0.0.1:{p}/a ")),
+        "{seen:?}"
+    );
+});
+
+#[test]
+fn invalid_patterns_and_the_degraded_mode_are_refused() {
+    let e = Sandbox::builder()
+        .allow_network(&["exa mple.com"])
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("exa mple.com"), "{e}");
+    let e = Sandbox::builder()
+        .allow_network(&["a.test"])
+        .allow_address("10.0.0.0/99")
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("allow_address"), "{e}");
+}
