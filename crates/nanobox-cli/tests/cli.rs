@@ -334,8 +334,7 @@ fn malformed_values_exit_2_naming_the_option_and_nothing_runs() {
 #[test]
 fn options_of_later_versions_are_not_accepted() {
     for opts in [
-        &["--allow-net", "pypi.org"][..],
-        &["--preset", "agent"],
+        &["--preset", "agent"][..],
         &["--workspace", "/tmp"],
         &["--submission", "/tmp"],
         &["--input", "/tmp"],
@@ -407,6 +406,37 @@ fn limits_reach_the_json_report() {
     ]);
     assert_code(&o, 137);
     assert_eq!(report(&o)["status"], "cpu_time_limit");
+}
+
+#[test]
+fn allow_net_reports_each_attempt_in_json() {
+    let o = run(&[
+        "run",
+        "--json",
+        "--allow-net",
+        "*.allowed.test",
+        "--allow-net",
+        "pypi.org",
+        "--",
+        "sh",
+        "-c",
+        "env | grep -c '^HTTPS_PROXY=http://127.0.0.1:3128$'; \
+              curl -sS -o /dev/null -w '%{http_code}' http://denied.test/",
+    ]);
+    assert_code(&o, 0);
+    let v = report(&o);
+    assert_eq!(v["stdout"], "1\n403");
+    let net = v["network"].as_array().unwrap();
+    assert_eq!(net.len(), 1, "{net:?}");
+    assert_eq!(net[0]["host"], "denied.test");
+    assert_eq!(net[0]["port"], 80);
+    assert_eq!(net[0]["allowed"], false);
+    // A malformed pattern is a malformed command line; --no-network contradicts --allow-net.
+    assert_code(&run(&["run", "--allow-net", "a b", "--", "true"]), 2);
+    assert_code(
+        &run(&["run", "--no-network", "--allow-net", "a.test", "--", "true"]),
+        2,
+    );
 }
 
 #[test]
