@@ -24,6 +24,7 @@
 
 mod error;
 mod policy;
+mod presets;
 mod probe;
 pub mod proxy;
 mod result;
@@ -44,6 +45,7 @@ pub use policy::{
     Mount, Network, NetworkAllowlist, Permission, SandboxBuilder, SeccompPolicy, Stdin,
     DEFAULT_HOSTNAME, DEFAULT_OUTPUT_LIMIT, DEFAULT_PATH, DEFAULT_TMP_SIZE, DEFAULT_WORKDIR,
 };
+pub use presets::Verdict;
 pub use probe::{Check, CheckStatus, Probe};
 pub use proxy::NetworkEvent;
 pub use result::{Enforcement, Outcome, RunResult};

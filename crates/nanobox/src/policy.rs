@@ -315,8 +315,9 @@ impl SandboxBuilder {
     }
 
     /// CPU bandwidth for the whole sandbox, in cores (`0.5` = half of one CPU, `2.0` = two),
-    /// enforced by the cgroup CPU controller over 100 ms periods. Needs a cgroup: no rlimit can
-    /// stand in, so `build()` refuses it without one, also with `allow_degraded_limits`.
+    /// enforced by the cgroup CPU controller over 100 ms periods. Without a cgroup `build()`
+    /// refuses it; with `allow_degraded_limits` the program is pinned to the first whole CPUs
+    /// instead (`0.5` becomes one CPU).
     pub fn cpu_limit(mut self, cores: f64) -> Self {
         self.limits.cpu = Some(cores);
         self
@@ -349,7 +350,8 @@ impl SandboxBuilder {
     /// the memory, process and CPU-time limits with per-process rlimits (`RLIMIT_AS`,
     /// `RLIMIT_NPROC`, `RLIMIT_CPU`) instead of refusing to build. Weaker: `RLIMIT_AS` counts
     /// address space, not memory, per process, and not `/tmp`; the CPU-time limit then applies to
-    /// each process alone. Every result says which mechanism enforced each limit
+    /// each process alone; a CPU limit pins the program to whole CPUs. Every result says which
+    /// mechanism enforced each limit
     /// ([`crate::RunResult::limits`]). Without this, such a host gets `HostUnsupported`.
     pub fn allow_degraded_limits(mut self) -> Self {
         self.allow_degraded_limits = true;

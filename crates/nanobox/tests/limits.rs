@@ -44,7 +44,10 @@ fn refused(b: SandboxBuilder, what: &str) {
             fix,
         }) => {
             assert!(missing.contains(what), "{missing}");
-            assert!(!cause.is_empty() && fix.contains("allow_degraded_limits") || what == "cpu");
+            assert!(
+                !cause.is_empty() && fix.contains("allow_degraded_limits"),
+                "{fix}"
+            );
         }
         other => panic!("expected a refusal naming {what}, got {other:?}"),
     }
@@ -252,13 +255,18 @@ both!(forked_workers_share_one_cpu_time_budget, {
 
 both!(cpu_limit_of_half_a_core_gives_half_a_core, {
     if !cgroups() {
-        // No rlimit limits bandwidth: refused even with the opt-in.
-        let e = Sandbox::builder()
-            .cpu_limit(0.5)
-            .allow_degraded_limits()
-            .build()
-            .unwrap_err();
-        assert!(e.to_string().contains("cpu"), "{e}");
+        // No cgroup: refused, or with the opt-in pinned to one whole CPU.
+        refused(Sandbox::builder().cpu_limit(0.5), "cpu");
+        let r = py(
+            Sandbox::builder().cpu_limit(0.5).allow_degraded_limits(),
+            "import os; print(len(os.sched_getaffinity(0)))",
+        );
+        assert_eq!(
+            (r.outcome, r.stdout.as_str()),
+            (Outcome::Exited(0), "1\n"),
+            "{r:?}"
+        );
+        assert!(mechanism(&r, "cpu").contains("affinity"));
         return;
     }
     let r = Sandbox::builder()

@@ -166,6 +166,8 @@ pub(crate) struct ChildArgs<'a> {
     pub ncpu: u64,
     /// Resource limits the program sets before execve: (resource, soft, hard).
     pub rlimits: &'a [(rustix::process::Resource, u64, u64)],
+    /// Degraded CPU limit: pin the program to these CPUs.
+    pub affinity: Option<&'a libc::cpu_set_t>,
     /// With a network allowlist: the socket to hand the proxy's listener to the caller, or -1.
     pub proxy_sock: RawFd,
     /// The port the listener binds on the sandbox's loopback.
@@ -695,6 +697,12 @@ fn program_main(a: &ChildArgs<'_>, init_pid: libc::pid_t) -> ! {
         };
         if let Err(e) = rustix::process::setrlimit(res, lim) {
             step_fail(rep, Step::ResourceLimits, e.raw_os_error());
+        }
+    }
+    if let Some(set) = a.affinity {
+        // SAFETY: sched_setaffinity reads a cpu_set_t of the size given.
+        if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) } != 0 {
+            step_fail(rep, Step::ResourceLimits, last_errno());
         }
     }
     if let Err(e) = rustix::process::chdir(a.workdir) {

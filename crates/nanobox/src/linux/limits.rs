@@ -24,6 +24,8 @@ pub(crate) struct LimitsPlan {
     pub cpu_time_ns: u64,
     /// For every result.
     pub enforcement: Vec<Enforcement>,
+    /// Degraded CPU limit: the CPUs the program is pinned to (sched_setaffinity).
+    pub affinity: Option<libc::cpu_set_t>,
 }
 
 impl std::fmt::Debug for LimitsPlan {
@@ -76,6 +78,7 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
     let mut rlimits = Vec::new();
     let mut enforcement = Vec::new();
     let mut uses_cgroup = false;
+    let mut affinity = None;
     let mut note =
         |limit: &'static str, mechanism: String| enforcement.push(Enforcement { limit, mechanism });
     let decision = |c: Controller| host.as_ref().map(|h| h.decision(c).clone());
@@ -139,11 +142,21 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
                 uses_cgroup = true;
                 note("cpu", mechanism_name(d.mechanism).into());
             }
+            Mechanism::Rlimit if degraded => {
+                affinity = Some(pin_to(c.ceil() as usize));
+                note(
+                    "cpu",
+                    format!(
+                        "CPU affinity (degraded: pinned to {} whole CPU(s), not a bandwidth share)",
+                        c.ceil() as usize
+                    ),
+                );
+            }
             Mechanism::Rlimit => {
                 return Err(refuse(
                     "a writable cgroup with the cpu controller",
                     &d.reason,
-                    false,
+                    true,
                 ))
             }
         }
@@ -193,7 +206,31 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
         rlimits,
         cpu_time_ns,
         enforcement,
+        affinity,
     })
+}
+
+/// A CPU set of the first `n` CPUs this process may run on.
+fn pin_to(n: usize) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain data; zero is the empty set.
+    let mut mine: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut out: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sched_getaffinity fills a cpu_set_t of the size given.
+    let ok = unsafe {
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut mine) == 0
+    };
+    let mut taken = 0;
+    for cpu in 0..libc::CPU_SETSIZE as usize {
+        // SAFETY: CPU_ISSET/CPU_SET index within CPU_SETSIZE.
+        let allowed = !ok || unsafe { libc::CPU_ISSET(cpu, &mine) };
+        if allowed && taken < n.max(1) {
+            // SAFETY: as above.
+            unsafe { libc::CPU_SET(cpu, &mut out) };
+            taken += 1;
+        }
+    }
+    out
 }
 
 impl LimitsPlan {

@@ -556,6 +556,7 @@ pub(crate) fn spawn(
         },
         ncpu: prep.ncpu,
         rlimits: &prep.limits.rlimits,
+        affinity: prep.limits.affinity.as_ref(),
         proxy_sock: proxy_pair
             .as_ref()
             .map(|(_, c)| c.as_raw_fd())

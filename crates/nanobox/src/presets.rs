@@ -1,0 +1,169 @@
+//! Presets: builders with the values a common use wants, each adjustable further.
+//!
+//! The values and the reason for each are in docs/API.md, "Presets". A preset is only a starting
+//! point: every builder method still applies after it, and a later call wins.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::policy::{Permission, SandboxBuilder};
+use crate::result::{Outcome, RunResult};
+use crate::sandbox::Sandbox;
+use crate::{GB, MB};
+
+/// The agent preset's limits.
+pub(crate) mod agent {
+    use super::*;
+    pub const MEMORY: u64 = 4 * GB;
+    pub const PROCESSES: u64 = 512;
+    pub const WALL: Duration = Duration::from_secs(30 * 60);
+}
+
+/// The judge preset's limits.
+pub(crate) mod judge {
+    use super::*;
+    pub const MEMORY: u64 = 256 * MB;
+    pub const CPU: f64 = 1.0;
+    pub const CPU_TIME: Duration = Duration::from_secs(10);
+    pub const WALL: Duration = Duration::from_secs(30);
+    pub const PROCESSES: u64 = 64;
+    pub const FILE_SIZE: u64 = 64 * MB;
+    pub const OUTPUT: u64 = 16 * MB;
+    pub const TMP: u64 = 256 * MB;
+}
+
+/// The data preset's limits.
+pub(crate) mod data {
+    use super::*;
+    pub const MEMORY: u64 = 16 * GB;
+    pub const PROCESSES: u64 = 1024;
+    pub const TMP: u64 = 4 * GB;
+}
+
+impl Sandbox {
+    /// For an AI agent's commands: `workspace` read-write at `/workspace`, which is also the
+    /// working directory and `HOME`; no network (add [`SandboxBuilder::allow_network`]); 4 GiB of
+    /// memory, 512 processes, 30 minutes of wall time. Stream its output with
+    /// [`Sandbox::spawn`].
+    pub fn agent_executor(workspace: impl AsRef<Path>) -> SandboxBuilder {
+        Sandbox::builder()
+            .mount(workspace.as_ref(), "/workspace", Permission::ReadWrite)
+            .working_dir("/workspace")
+            .env("HOME", "/workspace")
+            .no_network()
+            .memory_limit(agent::MEMORY)
+            .process_limit(agent::PROCESSES)
+            .wall_time_limit(agent::WALL)
+    }
+
+    /// For judging a contest submission: `submission` read-only at `/submission`, a private
+    /// `/tmp` (256 MiB) to build in and the working directory; no network; 256 MiB of memory, one
+    /// CPU, 10 s of CPU time, 30 s of wall time, 64 processes, 64 MiB files, 16 MiB of output.
+    /// [`RunResult::verdict`] maps the outcome to a judge's verdict.
+    pub fn code_judge(submission: impl AsRef<Path>) -> SandboxBuilder {
+        Sandbox::builder()
+            .mount(submission.as_ref(), "/submission", Permission::ReadOnly)
+            .working_dir("/tmp")
+            .tmp_size(judge::TMP)
+            .no_network()
+            .memory_limit(judge::MEMORY)
+            .cpu_limit(judge::CPU)
+            .cpu_time_limit(judge::CPU_TIME)
+            .wall_time_limit(judge::WALL)
+            .process_limit(judge::PROCESSES)
+            .file_size_limit(judge::FILE_SIZE)
+            .output_limit(judge::OUTPUT)
+    }
+
+    /// For running someone else's data script: `input` read-only at `/input`, `output`
+    /// read-write at `/output` (the working directory); no network; 16 GiB of memory, 1024
+    /// processes, a 4 GiB `/tmp`. What the program writes to `/output` belongs on the host to the
+    /// user who runs nanobox (root included).
+    pub fn data_analysis(input: impl AsRef<Path>, output: impl AsRef<Path>) -> SandboxBuilder {
+        Sandbox::builder()
+            .mount(input.as_ref(), "/input", Permission::ReadOnly)
+            .mount(output.as_ref(), "/output", Permission::ReadWrite)
+            .working_dir("/output")
+            .no_network()
+            .memory_limit(data::MEMORY)
+            .process_limit(data::PROCESSES)
+            .tmp_size(data::TMP)
+    }
+}
+
+/// A judge's verdict on one run (whether the output is right is the judge's own business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The program exited with 0.
+    Accepted,
+    /// It exited non-zero or died of a signal.
+    RuntimeError,
+    /// The CPU-time or the wall-time limit ended it.
+    TimeLimit,
+    /// The memory limit ended it.
+    MemoryLimit,
+    /// It wrote more than the output limit.
+    OutputLimit,
+}
+
+impl Verdict {
+    /// The verdict for an outcome.
+    pub fn of(outcome: Outcome) -> Verdict {
+        match outcome {
+            Outcome::Exited(0) => Verdict::Accepted,
+            Outcome::Exited(_) | Outcome::Signaled(_) => Verdict::RuntimeError,
+            Outcome::WallTimeLimit | Outcome::CpuTimeLimit => Verdict::TimeLimit,
+            Outcome::MemoryLimit => Verdict::MemoryLimit,
+            Outcome::OutputLimit => Verdict::OutputLimit,
+        }
+    }
+}
+
+impl RunResult {
+    /// The judge's verdict on this run (see [`Verdict`]).
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of(self.outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_cover_every_outcome() {
+        assert_eq!(Verdict::of(Outcome::Exited(0)), Verdict::Accepted);
+        assert_eq!(Verdict::of(Outcome::Exited(1)), Verdict::RuntimeError);
+        assert_eq!(Verdict::of(Outcome::Signaled(11)), Verdict::RuntimeError);
+        assert_eq!(Verdict::of(Outcome::WallTimeLimit), Verdict::TimeLimit);
+        assert_eq!(Verdict::of(Outcome::CpuTimeLimit), Verdict::TimeLimit);
+        assert_eq!(Verdict::of(Outcome::MemoryLimit), Verdict::MemoryLimit);
+        assert_eq!(Verdict::of(Outcome::OutputLimit), Verdict::OutputLimit);
+    }
+
+    #[test]
+    fn presets_validate_to_their_documented_values() {
+        let dir = std::env::temp_dir();
+        let p = Sandbox::code_judge(&dir).validate().unwrap();
+        assert_eq!(p.mounts[0].sandbox, Path::new("/submission"));
+        assert_eq!(p.mounts[0].permission, Permission::ReadOnly);
+        assert_eq!(p.working_dir, Path::new("/tmp"));
+        assert_eq!(p.limits.memory, Some(judge::MEMORY));
+        assert_eq!(p.limits.cpu, Some(1.0));
+        assert_eq!(p.limits.cpu_time, Some(judge::CPU_TIME));
+        assert_eq!(p.output_limit, judge::OUTPUT);
+        let p = Sandbox::agent_executor(&dir).validate().unwrap();
+        assert_eq!(p.working_dir, Path::new("/workspace"));
+        assert!(p.env.contains(&("HOME".into(), "/workspace".into())));
+        assert_eq!(p.mounts[0].permission, Permission::ReadWrite);
+        let p = Sandbox::data_analysis(&dir, &dir).validate().unwrap();
+        assert_eq!(p.working_dir, Path::new("/output"));
+        // A later call wins.
+        let p = Sandbox::code_judge(&dir)
+            .memory_limit(512 * MB)
+            .validate()
+            .unwrap();
+        assert_eq!(p.limits.memory, Some(512 * MB));
+    }
+}
