@@ -187,6 +187,27 @@ struct RunArgs {
     #[arg(long, value_name = "NAME", help_heading = "Process")]
     hostname: Option<String>,
 
+    /// Start from a preset: agent (needs --workspace), judge (--submission), data (--input and
+    /// --output); other flags override the preset's values
+    #[arg(long, value_name = "NAME", help_heading = "Presets", value_enum)]
+    preset: Option<Preset>,
+
+    /// The agent preset's workspace, read-write at /workspace
+    #[arg(long, value_name = "DIR", help_heading = "Presets")]
+    workspace: Option<PathBuf>,
+
+    /// The judge preset's submission, read-only at /submission
+    #[arg(long, value_name = "DIR", help_heading = "Presets")]
+    submission: Option<PathBuf>,
+
+    /// The data preset's input, read-only at /input
+    #[arg(long, value_name = "DIR", help_heading = "Presets")]
+    input: Option<PathBuf>,
+
+    /// The data preset's output, read-write at /output
+    #[arg(long, value_name = "DIR", help_heading = "Presets")]
+    output: Option<PathBuf>,
+
     /// Print one JSON run report on stdout instead of passing the output through
     #[arg(long, help_heading = "Output")]
     json: bool,
@@ -283,8 +304,54 @@ fn exit_status(outcome: Outcome) -> ExitCode {
     })
 }
 
+/// The presets of `--preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Preset {
+    Agent,
+    Judge,
+    Data,
+}
+
+/// The builder `--preset` and its directories give, or a message naming what is missing or extra.
+fn preset_builder(args: &RunArgs) -> Result<nanobox::SandboxBuilder, String> {
+    let given = [
+        ("--workspace", args.workspace.is_some(), Preset::Agent),
+        ("--submission", args.submission.is_some(), Preset::Judge),
+        ("--input", args.input.is_some(), Preset::Data),
+        ("--output", args.output.is_some(), Preset::Data),
+    ];
+    for (flag, set, owner) in given {
+        if set && args.preset != Some(owner) {
+            return Err(format!(
+                "{flag} belongs to --preset {}",
+                format!("{owner:?}").to_lowercase()
+            ));
+        }
+    }
+    let need = |v: &Option<PathBuf>, flag: &str| {
+        v.clone().ok_or_else(|| {
+            format!("--preset {:?} needs {flag} DIR", args.preset.unwrap()).to_lowercase()
+        })
+    };
+    Ok(match args.preset {
+        None => Sandbox::builder().no_network(),
+        Some(Preset::Agent) => Sandbox::agent_executor(need(&args.workspace, "--workspace")?),
+        Some(Preset::Judge) => Sandbox::code_judge(need(&args.submission, "--submission")?),
+        Some(Preset::Data) => Sandbox::data_analysis(
+            need(&args.input, "--input")?,
+            need(&args.output, "--output")?,
+        ),
+    })
+}
+
 fn run(args: RunArgs) -> ExitCode {
-    let mut builder = Sandbox::builder().no_network();
+    let mut builder = match preset_builder(&args) {
+        Ok(b) => b,
+        Err(msg) => {
+            eprintln!("nanobox: {msg}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let mounts = args
         .ro
         .iter()
@@ -313,7 +380,8 @@ fn run(args: RunArgs) -> ExitCode {
     // Passed-through output has no cap unless one is asked for; --json keeps the library's default.
     match (args.max_output, args.json) {
         (Some(n), _) => builder = builder.output_limit(n),
-        (None, false) => builder = builder.output_limit(u64::MAX),
+        (None, false) if args.preset.is_none() => builder = builder.output_limit(u64::MAX),
+        (None, false) => {}
         (None, true) => {}
     }
     if let Some(name) = &args.hostname {

@@ -332,19 +332,61 @@ fn malformed_values_exit_2_naming_the_option_and_nothing_runs() {
 }
 
 #[test]
-fn options_of_later_versions_are_not_accepted() {
-    for opts in [
-        &["--preset", "agent"][..],
+fn presets_take_their_directories_and_flags_override_them() {
+    let sub = TempDir::new("sub");
+    std::fs::write(sub.join("answer"), "42\n").unwrap();
+    let mut args = vec![
+        "run",
+        "--preset",
+        "judge",
+        "--submission",
+        sub.str(),
+        "--json",
+    ];
+    if !is_root() {
+        // No writable cgroup for uid 65534 here: the judge's limits need the opt-in.
+        args.push("--allow-degraded");
+    }
+    args.extend([
+        "--",
+        "sh",
+        "-c",
+        "pwd; cat /submission/answer; touch /submission/x",
+    ]);
+    let o = run(&args);
+    let v = report(&o);
+    assert_eq!(v["stdout"], "/tmp\n42\n", "{v}");
+    assert_eq!(v["status"], "exited");
+    assert!(v["limits"].as_array().unwrap().len() >= 5, "{v}");
+    // A flag overrides the preset's value.
+    let mut args = vec![
+        "run",
+        "--preset",
+        "judge",
+        "--submission",
+        sub.str(),
+        "--workdir",
+        "/submission",
+    ];
+    if !is_root() {
+        args.push("--allow-degraded");
+    }
+    args.extend(["--", "pwd"]);
+    let o = run(&args);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "/submission\n");
+    // Missing or misplaced directories are malformed command lines.
+    for bad in [
+        &["--preset", "judge"][..],
+        &["--preset", "data", "--input", "/tmp"],
         &["--workspace", "/tmp"],
-        &["--submission", "/tmp"],
-        &["--input", "/tmp"],
-        &["--output", "/tmp"],
+        &["--preset", "agent", "--submission", "/tmp"],
+        &["--preset", "nonsense"],
     ] {
         let mut args = vec!["run"];
-        args.extend_from_slice(opts);
-        args.extend_from_slice(&["--", "true"]);
-        let o = run(&args);
-        assert_code(&o, 2);
+        args.extend_from_slice(bad);
+        args.extend(["--", "true"]);
+        assert_code(&run(&args), 2);
     }
 }
 
