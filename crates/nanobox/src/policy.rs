@@ -568,9 +568,7 @@ impl SandboxBuilder {
                 })?;
             }
             if a.upstream.is_none() {
-                a.upstream = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
-                    .iter()
-                    .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+                a.upstream = upstream_from_env(|k| std::env::var(k).ok());
             }
             if let Some(u) = &a.upstream {
                 crate::proxy::Upstream::parse(u).map_err(|reason| Error::InvalidOption {
@@ -680,6 +678,14 @@ impl SandboxBuilder {
     }
 }
 
+/// The upstream proxy the caller's environment names: `HTTPS_PROXY`, then `https_proxy`,
+/// `HTTP_PROXY`, `http_proxy`; empty values do not count.
+fn upstream_from_env(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+        .iter()
+        .find_map(|k| var(k).filter(|v| !v.is_empty()))
+}
+
 /// An absolute sandbox path with `.` and duplicate slashes removed; `..` is refused.
 pub(crate) fn normalize_sandbox_path(p: &Path) -> Result<PathBuf> {
     if !p.is_absolute() {
@@ -719,6 +725,44 @@ pub(crate) fn normalize_sandbox_path(p: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upstream_proxy_comes_from_the_callers_environment_in_order() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(upstream_from_env(env(&[])), None);
+        assert_eq!(
+            upstream_from_env(env(&[
+                ("http_proxy", "http://a:1"),
+                ("HTTPS_PROXY", "http://b:2")
+            ])),
+            Some("http://b:2".into())
+        );
+        assert_eq!(
+            upstream_from_env(env(&[("HTTPS_PROXY", ""), ("http_proxy", "http://a:1")])),
+            Some("http://a:1".into())
+        );
+        // An explicit upstream wins; the proxy variables the program gets point at nanobox's.
+        let p = SandboxBuilder::default()
+            .allow_network(&["x.test"])
+            .upstream_proxy("http://up.test:3128")
+            .validate()
+            .unwrap();
+        let Network::Allowlist(a) = &p.network else {
+            panic!("allowlist expected")
+        };
+        assert_eq!(a.upstream.as_deref(), Some("http://up.test:3128"));
+        assert!(p.env.contains(&(
+            "HTTPS_PROXY".into(),
+            format!("http://127.0.0.1:{PROXY_PORT}")
+        )));
+    }
 
     #[test]
     fn normalizes_and_refuses_dotdot() {
