@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::TempDir;
 use nanobox::{Outcome, Permission, RunResult, Sandbox, SandboxBuilder};
-use proxy_util::{read_head, Origin};
+use proxy_util::{make_test_certs, read_head, Origin, TlsOrigin};
 
 fn lo() -> IpAddr {
     "127.0.0.1".parse().unwrap()
@@ -178,62 +178,6 @@ both!(
     }
 );
 
-/// A test CA and a server certificate for `name`, made with openssl in `dir`.
-fn make_certs(dir: &Path, name: &str) -> bool {
-    let ok = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=DNS:{name}\n")).unwrap();
-    ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=nanobox test CA",
-    ]) && ok(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        &format!("/CN={name}"),
-    ]) && ok(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-    ])
-}
-
 struct Server(Child);
 impl Drop for Server {
     fn drop(&mut self) {
@@ -268,24 +212,12 @@ both!(https_through_the_proxy_with_a_test_ca, {
     let d = TempDir::new();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert!(make_certs(d.path(), "secure.test"), "openssl failed");
+    assert!(make_test_certs(d.path(), "secure.test"), "openssl failed");
     for f in ["ca.pem", "srv.pem", "srv.key"] {
         std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
-    let port = free_port();
-    let _srv = Server(
-        Command::new("openssl")
-            .args(["s_server", "-quiet", "-www", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-cert", "srv.pem", "-key", "srv.key"])
-            .current_dir(d.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(port);
+    let srv = TlsOrigin::start(d.path());
+    let port = srv.port;
     let b = Sandbox::builder()
         .mount(d.path(), "/ca", Permission::ReadOnly)
         .allow_network(&[format!("secure.test:{port}")])

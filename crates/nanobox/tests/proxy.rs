@@ -549,86 +549,9 @@ fn https_with_curl_and_a_test_ca() {
     }
     let dir = std::env::temp_dir().join(format!("nanobox-proxy-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:secure.test\n").unwrap();
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=nanobox test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=secure.test",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    let port = {
-        let l = TcpListener::bind((LO, 0)).unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut server = Command::new("openssl")
-        .args([
-            "s_server", "-quiet", "-www", "-cert", "srv.pem", "-key", "srv.key", "-accept",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while TcpStream::connect((LO, port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "s_server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(make_test_certs(&dir, "secure.test"), "openssl failed");
+    let server = TlsOrigin::start(&dir);
+    let port = server.port;
     let (proxy, addr) = start(config(
         &[&format!("secure.test:{port}")],
         &["secure.test", "other.test"],
@@ -646,8 +569,7 @@ fn https_with_curl_and_a_test_ca() {
     };
     let ok = curl(format!("https://secure.test:{port}/"));
     let refused = curl(format!("https://other.test:{port}/"));
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     let events = proxy.stop();
     let body = String::from_utf8_lossy(&ok.stdout);

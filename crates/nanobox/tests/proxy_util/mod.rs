@@ -188,3 +188,107 @@ pub fn rss_kib() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap()
 }
+
+/// A test CA and a server certificate for `name` in `dir` (`ca.pem`, `srv.pem`, `srv.key`), made
+/// with the openssl command; false when openssl is missing or fails.
+pub fn make_test_certs(dir: &std::path::Path, name: &str) -> bool {
+    use std::process::{Command, Stdio};
+    let ok = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=DNS:{name}\n")).unwrap();
+    ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=nanobox test CA",
+    ]) && ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        &format!("/CN={name}"),
+    ]) && ok(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ])
+}
+
+/// `openssl s_server -www` with the certificates of [`make_test_certs`] in `dir`, on a free
+/// loopback port, killed on drop.
+pub struct TlsOrigin {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl TlsOrigin {
+    pub fn start(dir: &std::path::Path) -> TlsOrigin {
+        use std::process::{Command, Stdio};
+        let port = TcpListener::bind((LO, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("openssl")
+            .args([
+                "s_server", "-quiet", "-www", "-cert", "srv.pem", "-key", "srv.key",
+            ])
+            .arg("-accept")
+            .arg(format!("127.0.0.1:{port}"))
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while TcpStream::connect((LO, port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "s_server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsOrigin { child, port }
+    }
+}
+
+impl Drop for TlsOrigin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
