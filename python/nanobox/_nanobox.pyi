@@ -1,0 +1,357 @@
+"""Type stubs of nanobox._nanobox, the Rust extension (PyO3) that the nanobox package re-exports."""
+
+import os
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Literal, Optional, Union, final
+
+_StrPath = Union[str, "os.PathLike[str]"]
+#: A program name or argument.
+_Arg = Union[str, bytes, "os.PathLike[str]"]
+#: A duration: a timedelta or a number of seconds.
+_Seconds = Union[timedelta, int, float]
+#: What the program reads: nothing, these bytes (a str is encoded as UTF-8), or a host file.
+_StdinData = Union[None, bytes, bytearray, str, "os.PathLike[str]"]
+_Address = Union[str, IPv4Address, IPv6Address]
+_Stream = Literal["stdout", "stderr"]
+_OutcomeName = Literal[
+    "exited", "signaled", "wall_time_limit", "cpu_time_limit", "memory_limit", "output_limit"
+]
+_VerdictName = Literal["accepted", "runtime_error", "time_limit", "memory_limit", "output_limit"]
+
+KB: int
+MB: int
+GB: int
+DEFAULT_OUTPUT_LIMIT: int
+DEFAULT_TMP_SIZE: int
+DEFAULT_HOSTNAME: str
+DEFAULT_PATH: str
+DEFAULT_WORKDIR: str
+__version__: str
+__all__: list[str]
+
+@final
+class Permission:
+    """How a host path is visible inside the sandbox."""
+
+    ReadOnly: ClassVar[Permission]
+    """The program can read but never modify it."""
+    ReadWrite: ClassVar[Permission]
+    """The program can read and write it; changes reach the host."""
+    READ_ONLY: ClassVar[Permission]
+    """Alias of ReadOnly."""
+    READ_WRITE: ClassVar[Permission]
+    """Alias of ReadWrite."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __int__(self) -> int: ...
+
+_Mount = Union[tuple[_StrPath, _StrPath], tuple[_StrPath, _StrPath, Permission]]
+
+@final
+class SandboxBuilder:
+    """Builds a Sandbox; every method changes the builder and returns it."""
+
+    def __init__(self) -> None: ...
+    def mount(
+        self, host: _StrPath, sandbox: _StrPath, permission: Permission = Permission.ReadOnly
+    ) -> SandboxBuilder:
+        """Make `host` visible at the absolute sandbox path `sandbox`."""
+    def working_dir(self, path: _StrPath) -> SandboxBuilder:
+        """The working directory inside the sandbox (default /tmp)."""
+    def env(self, key: str, value: str) -> SandboxBuilder:
+        """Set one environment variable."""
+    def envs(self, vars: Union[Mapping[str, str], Iterable[tuple[str, str]]]) -> SandboxBuilder:
+        """Set several environment variables."""
+    def stdin(self, data: _StdinData) -> SandboxBuilder:
+        """What every run reads on stdin (a str is data, a PathLike a host file)."""
+    def wall_time_limit(self, limit: _Seconds) -> SandboxBuilder:
+        """End the run after this long."""
+    def output_limit(self, bytes: int) -> SandboxBuilder:
+        """Cap on captured stdout and on captured stderr, each (default 64 MiB)."""
+    def no_network(self) -> SandboxBuilder:
+        """Loopback only (the default)."""
+    def allow_network(self, patterns: Union[str, Iterable[str]]) -> SandboxBuilder:
+        """Allow HTTP/HTTPS to matching hosts through the filtering proxy."""
+    def map_host(self, name: str, address: _Address) -> SandboxBuilder:
+        """Make the proxy resolve `name` to `address`."""
+    def allow_address(self, cidr: str) -> SandboxBuilder:
+        """Exempt an address or CIDR block from the proxy's address rules."""
+    def upstream_proxy(self, url: str) -> SandboxBuilder:
+        """Chain through an upstream HTTP proxy."""
+    def hostname(self, name: str) -> SandboxBuilder:
+        """Hostname inside the sandbox (default nanobox)."""
+    def tmp_size(self, bytes: int) -> SandboxBuilder:
+        """Size bound of the private /tmp (default 256 MiB)."""
+    def seccomp(
+        self,
+        deny: Union[str, Iterable[str], None] = None,
+        allow: Union[str, Iterable[str], None] = None,
+    ) -> SandboxBuilder:
+        """The default syscall filter with `deny` answering EPERM and `allow` let through."""
+    def memory_limit(self, bytes: int) -> SandboxBuilder:
+        """Memory of the whole sandbox (>= 1 MiB)."""
+    def cpu_limit(self, cores: float) -> SandboxBuilder:
+        """CPU bandwidth in cores."""
+    def cpu_time_limit(self, limit: _Seconds) -> SandboxBuilder:
+        """CPU time of the whole sandbox."""
+    def process_limit(self, n: int) -> SandboxBuilder:
+        """Live processes plus threads."""
+    def file_size_limit(self, bytes: int) -> SandboxBuilder:
+        """Largest file a process may write."""
+    def allow_degraded_limits(self) -> SandboxBuilder:
+        """Use rlimits where no cgroup is writable."""
+    def allow_degraded_isolation(self) -> SandboxBuilder:
+        """Landlock + seccomp alone where user namespaces are refused."""
+    def configure(
+        self,
+        *,
+        mounts: Optional[Iterable[_Mount]] = ...,
+        working_dir: Optional[_StrPath] = ...,
+        env: Union[Mapping[str, str], Iterable[tuple[str, str]], None] = ...,
+        stdin: _StdinData = ...,
+        wall_time_limit: Optional[_Seconds] = ...,
+        output_limit: Optional[int] = ...,
+        no_network: Optional[bool] = ...,
+        allow_network: Union[str, Iterable[str], None] = ...,
+        map_hosts: Optional[Mapping[str, _Address]] = ...,
+        allow_addresses: Union[str, Iterable[str], None] = ...,
+        upstream_proxy: Optional[str] = ...,
+        hostname: Optional[str] = ...,
+        tmp_size: Optional[int] = ...,
+        seccomp_deny: Union[str, Iterable[str], None] = ...,
+        seccomp_allow: Union[str, Iterable[str], None] = ...,
+        memory_limit: Optional[int] = ...,
+        cpu_limit: Optional[float] = ...,
+        cpu_time_limit: Optional[_Seconds] = ...,
+        process_limit: Optional[int] = ...,
+        file_size_limit: Optional[int] = ...,
+        allow_degraded_limits: Optional[bool] = ...,
+        allow_degraded_isolation: Optional[bool] = ...,
+    ) -> SandboxBuilder:
+        """Apply the keyword options of Sandbox(...)."""
+    def build(self) -> Sandbox:
+        """Check every option and build the sandbox (raises a SandboxError subclass)."""
+
+@final
+class Sandbox:
+    """A built sandbox: immutable, reusable from any number of threads."""
+
+    def __new__(
+        cls,
+        *,
+        mounts: Optional[Iterable[_Mount]] = ...,
+        working_dir: Optional[_StrPath] = ...,
+        env: Union[Mapping[str, str], Iterable[tuple[str, str]], None] = ...,
+        stdin: _StdinData = ...,
+        wall_time_limit: Optional[_Seconds] = ...,
+        output_limit: Optional[int] = ...,
+        no_network: Optional[bool] = ...,
+        allow_network: Union[str, Iterable[str], None] = ...,
+        map_hosts: Optional[Mapping[str, _Address]] = ...,
+        allow_addresses: Union[str, Iterable[str], None] = ...,
+        upstream_proxy: Optional[str] = ...,
+        hostname: Optional[str] = ...,
+        tmp_size: Optional[int] = ...,
+        seccomp_deny: Union[str, Iterable[str], None] = ...,
+        seccomp_allow: Union[str, Iterable[str], None] = ...,
+        memory_limit: Optional[int] = ...,
+        cpu_limit: Optional[float] = ...,
+        cpu_time_limit: Optional[_Seconds] = ...,
+        process_limit: Optional[int] = ...,
+        file_size_limit: Optional[int] = ...,
+        allow_degraded_limits: Optional[bool] = ...,
+        allow_degraded_isolation: Optional[bool] = ...,
+    ) -> Sandbox:
+        """Build a sandbox from keyword arguments at once."""
+    @staticmethod
+    def builder() -> SandboxBuilder:
+        """A builder with nanobox's defaults."""
+    @staticmethod
+    def agent_executor(workspace: _StrPath) -> SandboxBuilder:
+        """Preset: workspace read-write at /workspace (cwd and HOME), no network, 4 GiB, 512 processes, 30 min."""
+    @staticmethod
+    def code_judge(submission: _StrPath) -> SandboxBuilder:
+        """Preset: submission read-only at /submission, strict limits, one CPU."""
+    @staticmethod
+    def data_analysis(input: _StrPath, output: _StrPath) -> SandboxBuilder:
+        """Preset: input read-only at /input, output read-write at /output, 16 GiB."""
+    def run(
+        self, program: _Arg, args: Optional[Sequence[_Arg]] = None, stdin: _StdinData = None
+    ) -> RunResult:
+        """Run to completion (the GIL is released meanwhile)."""
+    def run_async(
+        self, program: _Arg, args: Optional[Sequence[_Arg]] = None, stdin: _StdinData = None
+    ) -> Awaitable[RunResult]:
+        """run() in the running event loop's default executor."""
+    def spawn(
+        self, program: _Arg, args: Optional[Sequence[_Arg]] = None, stdin: _StdinData = None
+    ) -> Child:
+        """Start the program and return at once."""
+    @property
+    def degraded(self) -> list[str]:
+        """What is weaker than full isolation in every run; empty normally."""
+    @staticmethod
+    def probe() -> dict[str, Any]:
+        """{'platform': str, 'ready': bool, 'checks': [{'name', 'status', 'detail', 'required', 'used', 'fix'}]}."""
+    @staticmethod
+    def clean_stale() -> list[Path]:
+        """Remove the cgroups of runs whose owner is gone; returns them."""
+
+@final
+class Outcome:
+    """Why a program ended; equal to its status string."""
+
+    @property
+    def status(self) -> _OutcomeName: ...
+    @property
+    def exit_code(self) -> Optional[int]: ...
+    @property
+    def signal(self) -> Optional[int]: ...
+    @property
+    def success(self) -> bool: ...
+    @property
+    def verdict(self) -> _VerdictName: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class NetworkEvent:
+    """One request through the network allowlist's proxy."""
+
+    host: str
+    port: int
+    allowed: bool
+    pattern: Optional[str]
+    address: Optional[str]
+    reason: Optional[str]
+    bytes_up: int
+    bytes_down: int
+
+@final
+class Enforcement:
+    """One limit and the mechanism that enforced it."""
+
+    limit: str
+    mechanism: str
+
+@final
+class RunResult:
+    """What a run produced."""
+
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+    @property
+    def stdout_bytes(self) -> bytes: ...
+    @property
+    def stderr_bytes(self) -> bytes: ...
+    @property
+    def stdout_truncated(self) -> bool: ...
+    @property
+    def stderr_truncated(self) -> bool: ...
+    @property
+    def outcome(self) -> _OutcomeName: ...
+    @property
+    def outcome_detail(self) -> Outcome: ...
+    @property
+    def exit_code(self) -> Optional[int]: ...
+    @property
+    def signal(self) -> Optional[int]: ...
+    @property
+    def success(self) -> bool: ...
+    @property
+    def verdict(self) -> _VerdictName: ...
+    @property
+    def wall_time(self) -> timedelta: ...
+    @property
+    def cpu_time(self) -> timedelta: ...
+    @property
+    def peak_memory(self) -> int: ...
+    @property
+    def accounting(self) -> str: ...
+    @property
+    def limits(self) -> list[Enforcement]: ...
+    @property
+    def network(self) -> list[NetworkEvent]: ...
+    @property
+    def degraded(self) -> list[str]: ...
+    def to_json(self) -> str:
+        """The CLI's --json report."""
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report as a dict."""
+
+@final
+class Child:
+    """A running program: iterate for (stream, bytes) as output comes; a context manager."""
+
+    @property
+    def pid(self) -> int: ...
+    def wait(self, timeout: Optional[_Seconds] = None) -> Outcome:
+        """Block until the end (TimeoutError after `timeout`)."""
+    def try_wait(self) -> Optional[Outcome]: ...
+    def poll(self) -> Optional[Outcome]: ...
+    def kill(self) -> None: ...
+    def wait_with_output(self) -> RunResult:
+        """Wait, and return the output not already taken by iteration."""
+    def __iter__(self) -> Iterator[tuple[_Stream, bytes]]: ...
+    def __next__(self) -> tuple[_Stream, bytes]: ...
+    def __enter__(self) -> Child: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool: ...
+
+class SandboxError(Exception):
+    """Base class of every nanobox error; str(e) is the library's message."""
+
+class MountError(SandboxError):
+    """A path was refused at build time."""
+
+    path: str
+
+class MountSourceMissingError(MountError): ...
+class RelativeSandboxPathError(MountError): ...
+
+class InvalidSandboxPathError(MountError):
+    reason: str
+
+class ReservedPathError(MountError):
+    reason: str
+
+class DuplicateMountError(MountError): ...
+
+class InvalidOptionError(SandboxError):
+    option: str
+    reason: str
+
+class UnsupportedError(SandboxError):
+    what: str
+    fix: str
+
+class HostUnsupportedError(SandboxError):
+    missing: str
+    cause: str
+    fix: str
+
+class SetupError(SandboxError):
+    step: str
+    errno: Optional[int]
+
+class ProgramNotFoundError(SandboxError):
+    program: str
+    searched: str
+
+class ProgramNotExecutableError(SandboxError):
+    program: str
+    errno: Optional[int]
+
+class IoError(SandboxError):
+    context: str
+    errno: Optional[int]
