@@ -206,7 +206,7 @@ pub(crate) fn probe() -> Probe {
             "no cgroup2 mount".into()
         } else {
             format!(
-                "mounted at {} with controllers [{}]{delegation}; resource limits are not applied by this version",
+                "mounted at {} with controllers [{}]{delegation} (which controllers runs use: \"resource limits\" below)",
                 v2.join(", "),
                 v2_controllers
             )
@@ -226,7 +226,7 @@ pub(crate) fn probe() -> Probe {
             "no v1 hierarchy for memory, pids, cpu or cpuacct".into()
         } else {
             format!(
-                "controllers [{}]; resource limits are not applied by this version",
+                "controllers [{}] (which controllers runs use: \"resource limits\" below)",
                 v1.join(", ")
             )
         },
