@@ -250,11 +250,32 @@ impl RunCgroup {
     /// the child waits to be released.
     pub(crate) fn attach(&self, pid: i32) -> io::Result<()> {
         let value = pid.to_string();
-        for dir in self.dirs() {
+        if let Some((dir, _)) = &self.v2 {
             let procs = dir.join("cgroup.procs");
             self.fs
                 .write(&procs, &value)
                 .map_err(|e| v2::annotate(e, &procs, &value))?;
+        }
+        // v1: through the `cgroup.procs` descriptors opened by `create`, one write each.
+        let line = format!("{value}\n");
+        for d in &self.v1 {
+            let procs = d.path.join("cgroup.procs");
+            match &d.procs {
+                Some(fd) => match rustix::io::write(fd, line.as_bytes()) {
+                    Ok(n) if n == line.len() => {}
+                    Ok(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            format!("short write to {}", procs.display()),
+                        ))
+                    }
+                    Err(e) => return Err(v2::annotate(e.into(), &procs, &value)),
+                },
+                None => self
+                    .fs
+                    .write(&procs, &value)
+                    .map_err(|e| v2::annotate(e, &procs, &value))?,
+            }
         }
         Ok(())
     }
