@@ -558,17 +558,9 @@ fn degraded_init(a: &ChildArgs<'_>) -> Result<(), i32> {
         return Err(last_errno());
     }
     if rustix::process::geteuid().is_root() {
-        for cap in 0..=a.cap_last {
-            // SAFETY: prctl(PR_CAPBSET_DROP) with an existing capability number.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
-                return Err(last_errno());
-            }
-        }
-        rustix::thread::set_thread_groups(&[]).map_err(e)?;
-        let gid = rustix::process::Gid::from_raw_unchecked(a.gid);
-        let uid = rustix::process::Uid::from_raw_unchecked(a.uid);
-        rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(e)?;
-        rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(e)?;
+        // Without NO_SETUID_FIXUP the uid change clears every capability.
+        drop_bounding_set(a.cap_last)?;
+        switch_ids(a, true)?;
     }
     rustix::thread::set_no_new_privs(true).map_err(e)?;
     super::landlock::restrict(a.init_scope_fd)?;
@@ -578,17 +570,33 @@ fn degraded_init(a: &ChildArgs<'_>) -> Result<(), i32> {
 }
 
 fn become_sandbox_user(a: &ChildArgs<'_>) -> Result<(), i32> {
-    let e = |x: rustix::io::Errno| x.raw_os_error();
     // Keep capabilities across the uid change (they are needed for the mounts that follow).
     rustix::thread::set_capabilities_secure_bits(CapabilitiesSecureBits::NO_SETUID_FIXUP)
-        .map_err(e)?;
-    if a.drop_groups {
+        .map_err(|x| x.raw_os_error())?;
+    switch_ids(a, a.drop_groups)
+}
+
+/// Become `a.uid`/`a.gid` (real, effective and saved), without supplementary groups if asked.
+fn switch_ids(a: &ChildArgs<'_>, drop_groups: bool) -> Result<(), i32> {
+    let e = |x: rustix::io::Errno| x.raw_os_error();
+    if drop_groups {
         rustix::thread::set_thread_groups(&[]).map_err(e)?;
     }
     let gid = rustix::process::Gid::from_raw_unchecked(a.gid);
     let uid = rustix::process::Uid::from_raw_unchecked(a.uid);
     rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(e)?;
     rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(e)?;
+    Ok(())
+}
+
+/// Empty the capability bounding set (needs CAP_SETPCAP).
+fn drop_bounding_set(cap_last: u32) -> Result<(), i32> {
+    for cap in 0..=cap_last {
+        // SAFETY: prctl(PR_CAPBSET_DROP) takes a capability number; numbers up to cap_last exist.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(last_errno());
+        }
+    }
     Ok(())
 }
 
@@ -657,10 +665,9 @@ fn program_main(a: &ChildArgs<'_>, init_pid: libc::pid_t) -> ! {
             step_fail(rep, Step::SecureBits, e.raw_os_error());
         }
     }
-    for cap in (0..=a.cap_last).filter(|_| !a.degraded) {
-        // SAFETY: prctl(PR_CAPBSET_DROP) takes a capability number; numbers up to cap_last exist.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
-            step_fail(rep, Step::BoundingSet, last_errno());
+    if !a.degraded {
+        if let Err(e) = drop_bounding_set(a.cap_last) {
+            step_fail(rep, Step::BoundingSet, e);
         }
     }
     if let Err(e) = rustix::thread::clear_ambient_capability_set() {

@@ -45,19 +45,13 @@ fn mechanism_name(m: Mechanism) -> &'static str {
     }
 }
 
-fn refuse(what: &'static str, reason: &str, degraded_ok: bool) -> Error {
+fn refuse(what: &'static str, reason: &str) -> Error {
     Error::HostUnsupported {
         missing: what,
         cause: reason.to_string(),
-        fix: if degraded_ok {
-            "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes), \
-             or accept per-process rlimits with allow_degraded_limits() (CLI: --allow-degraded)"
-                .into()
-        } else {
-            "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes); \
-             no rlimit can stand in for this limit"
-                .into()
-        },
+        fix: "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes), \
+              or accept per-process rlimits with allow_degraded_limits() (CLI: --allow-degraded)"
+            .into(),
     }
 }
 
@@ -77,46 +71,51 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
     let mut cg = cgroup::Limits::default();
     let mut rlimits = Vec::new();
     let mut enforcement = Vec::new();
-    let mut uses_cgroup = false;
     let mut affinity = None;
+    // The cgroup mechanism for a controller when the host gives one; with the opt-in, `None`
+    // (the caller falls back); else a refusal naming what is missing.
+    let cgroup_for = |c: Controller, missing: &'static str| -> Result<Option<&'static str>> {
+        let d = host
+            .as_ref()
+            .expect("detected when a limit is set")
+            .decision(c);
+        match d.mechanism {
+            Mechanism::V2 | Mechanism::V1 => Ok(Some(mechanism_name(d.mechanism))),
+            Mechanism::Rlimit if degraded => Ok(None),
+            Mechanism::Rlimit => Err(refuse(missing, &d.reason)),
+        }
+    };
     let mut note =
         |limit: &'static str, mechanism: String| enforcement.push(Enforcement { limit, mechanism });
-    let decision = |c: Controller| host.as_ref().map(|h| h.decision(c).clone());
-
     if let Some(m) = l.memory {
-        let d = decision(Controller::Memory).expect("detected when a limit is set");
-        match d.mechanism {
-            Mechanism::V2 | Mechanism::V1 => {
+        match cgroup_for(
+            Controller::Memory,
+            "a writable cgroup with the memory controller",
+        )? {
+            Some(name) => {
                 cg.memory = Some(m);
-                uses_cgroup = true;
-                note("memory", mechanism_name(d.mechanism).into());
+                note("memory", name.into());
             }
-            Mechanism::Rlimit if degraded => {
+            None => {
                 rlimits.push((Resource::As, m, m));
                 note(
                     "memory",
                     "RLIMIT_AS (degraded: address space of each process; /tmp not counted)".into(),
                 );
             }
-            Mechanism::Rlimit => {
-                return Err(refuse(
-                    "a writable cgroup with the memory controller",
-                    &d.reason,
-                    true,
-                ))
-            }
         }
     }
     if let Some(n) = l.processes {
-        let d = decision(Controller::Pids).expect("detected when a limit is set");
-        match d.mechanism {
-            // The sandbox's init is in the cgroup too; it is not the program's to count.
-            Mechanism::V2 | Mechanism::V1 => {
+        // The sandbox's init is in the cgroup too; it is not the program's to count.
+        match cgroup_for(
+            Controller::Pids,
+            "a writable cgroup with the pids controller",
+        )? {
+            Some(name) => {
                 cg.pids = Some(n + 1);
-                uses_cgroup = true;
-                note("processes", mechanism_name(d.mechanism).into());
+                note("processes", name.into());
             }
-            Mechanism::Rlimit if degraded => {
+            None => {
                 rlimits.push((Resource::Nproc, n + 1, n + 1));
                 note(
                     "processes",
@@ -125,42 +124,27 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
                         .into(),
                 );
             }
-            Mechanism::Rlimit => {
-                return Err(refuse(
-                    "a writable cgroup with the pids controller",
-                    &d.reason,
-                    true,
-                ))
-            }
         }
     }
     if let Some(c) = l.cpu {
-        let d = decision(Controller::Cpu).expect("detected when a limit is set");
-        match d.mechanism {
-            Mechanism::V2 | Mechanism::V1 => {
+        match cgroup_for(Controller::Cpu, "a writable cgroup with the cpu controller")? {
+            Some(name) => {
                 cg.cpu = Some(c);
-                uses_cgroup = true;
-                note("cpu", mechanism_name(d.mechanism).into());
+                note("cpu", name.into());
             }
-            Mechanism::Rlimit if degraded => {
-                affinity = Some(pin_to(c.ceil() as usize));
+            None => {
+                let n = c.ceil() as usize;
+                affinity = Some(pin_to(n));
                 note(
                     "cpu",
                     format!(
-                        "CPU affinity (degraded: pinned to {} whole CPU(s), not a bandwidth share)",
-                        c.ceil() as usize
+                        "CPU affinity (degraded: pinned to {n} whole CPU(s), not a bandwidth share)"
                     ),
                 );
             }
-            Mechanism::Rlimit => {
-                return Err(refuse(
-                    "a writable cgroup with the cpu controller",
-                    &d.reason,
-                    true,
-                ))
-            }
         }
     }
+    let mut uses_cgroup = cg.memory.is_some() || cg.pids.is_some() || cg.cpu.is_some();
     let mut cpu_time_ns = 0;
     if let Some(t) = l.cpu_time {
         let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
@@ -191,7 +175,6 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
                 return Err(refuse(
                     "a cgroup that accounts the sandbox's CPU time",
                     &h.cpu_accounting_reason,
-                    true,
                 ))
             }
         }
