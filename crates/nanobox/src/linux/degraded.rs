@@ -235,12 +235,31 @@ impl RunDir {
         }
     }
 
-    pub(crate) fn cstring(&self, value: &str) -> Result<CString> {
-        super::userns::cstr_of("working_dir", self.rewrite(value).as_bytes())
+    /// The program's environment for this run: `HOME`, `PWD` and `TMPDIR` moved from /tmp to this
+    /// directory, and `TMPDIR` set to it when the policy has none.
+    pub(crate) fn env(&self, env: &[(String, String)]) -> Result<Vec<CString>> {
+        let mut out = Vec::with_capacity(env.len() + 1);
+        for (k, v) in env {
+            let v = if matches!(k.as_str(), "HOME" | "PWD" | "TMPDIR") {
+                self.rewrite(v)
+            } else {
+                v.clone()
+            };
+            out.push(super::userns::cstr_of(
+                "env",
+                format!("{k}={v}").as_bytes(),
+            )?);
+        }
+        if !env.iter().any(|(k, _)| k == "TMPDIR") {
+            let mut t = b"TMPDIR=".to_vec();
+            t.extend_from_slice(self.path.as_os_str().as_bytes());
+            out.push(super::userns::cstr_of("env", &t)?);
+        }
+        Ok(out)
     }
 
-    pub(crate) fn path_bytes(&self) -> &[u8] {
-        self.path.as_os_str().as_bytes()
+    pub(crate) fn cstring(&self, value: &str) -> Result<CString> {
+        super::userns::cstr_of("working_dir", self.rewrite(value).as_bytes())
     }
 }
 

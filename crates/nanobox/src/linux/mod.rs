@@ -423,24 +423,13 @@ pub(crate) fn spawn(
         )?),
         None => None,
     };
-    let mut run_env: Vec<CString> = Vec::new();
-    let mut run_workdir = None;
-    if let Some(dir) = &run_dir {
-        for (k, v) in &policy.env {
-            let v = if matches!(k.as_str(), "HOME" | "PWD" | "TMPDIR") {
-                dir.rewrite(v)
-            } else {
-                v.clone()
-            };
-            run_env.push(userns::cstr_of("env", format!("{k}={v}").as_bytes())?);
-        }
-        if !policy.env.iter().any(|(k, _)| k == "TMPDIR") {
-            let mut t = b"TMPDIR=".to_vec();
-            t.extend_from_slice(dir.path_bytes());
-            run_env.push(userns::cstr_of("env", &t)?);
-        }
-        run_workdir = Some(dir.cstring(&policy.working_dir.to_string_lossy())?);
-    }
+    let (run_env, run_workdir) = match &run_dir {
+        Some(dir) => (
+            dir.env(&policy.env)?,
+            Some(dir.cstring(&policy.working_dir.to_string_lossy())?),
+        ),
+        None => (Vec::new(), None),
+    };
     let env_src = if run_dir.is_some() {
         &run_env
     } else {
