@@ -20,12 +20,9 @@
 //! rules) and a full (but unusable: no capabilities, no_new_privs) bounding set.
 
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use landlock::{Access, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope, ABI};
 
 use super::landlock::{HostRule, Layer};
 use crate::error::{Error, Result};
@@ -176,26 +173,6 @@ pub(crate) fn prepare(policy: &Policy, why: &Error, system_dirs: &[String]) -> R
 /// The seccomp policy of a degraded run.
 pub(crate) fn seccomp_policy(p: &SeccompPolicy) -> SeccompPolicy {
     p.clone().deny(EXTRA_DENIED)
-}
-
-/// A ruleset for the init alone: scopes only, so that the init's `kill(-1)` reaches exactly the
-/// processes of its run (its domain and the program's, nested in it).
-pub(crate) fn init_scope_ruleset() -> Result<OwnedFd> {
-    let err = |e: landlock::RulesetError| Error::Setup {
-        step: "building the Landlock scope of the degraded init".into(),
-        source: std::io::Error::other(e.to_string()),
-    };
-    let created = Ruleset::default()
-        .set_compatibility(CompatLevel::HardRequirement)
-        .scope(Scope::from_all(ABI::V6))
-        .map_err(err)?
-        .create()
-        .map_err(err)?;
-    let fd: Option<OwnedFd> = created.into();
-    fd.ok_or_else(|| Error::Setup {
-        step: "building the Landlock scope of the degraded init".into(),
-        source: std::io::Error::other("the kernel gave no ruleset"),
-    })
 }
 
 /// The private directory that stands in for /tmp in one degraded run; removed with the run.

@@ -224,10 +224,8 @@ impl Layer {
     /// stand-in for /tmp).
     pub(crate) fn ruleset_with(&self, rw_dir: Option<&Path>) -> Result<OwnedFd> {
         let abi = abi_of(self.abi);
-        let err = |e: landlock::RulesetError| Error::Setup {
-            step: format!("building the Landlock ruleset (ABI {})", self.abi),
-            source: std::io::Error::other(e.to_string()),
-        };
+        let step = format!("building the Landlock ruleset (ABI {})", self.abi);
+        let err = |e: landlock::RulesetError| setup_err(&step, e.to_string());
         let mut rs = Ruleset::default()
             .set_compatibility(CompatLevel::HardRequirement)
             .handle_access(AccessFs::from_all(abi))
@@ -258,12 +256,36 @@ impl Layer {
                     .map_err(err)?;
             }
         }
-        let fd: Option<OwnedFd> = created.into();
-        fd.ok_or_else(|| Error::Setup {
-            step: "building the Landlock ruleset".into(),
-            source: std::io::Error::other("the kernel gave no ruleset"),
-        })
+        into_fd(created, &step)
     }
+}
+
+fn setup_err(step: &str, why: String) -> Error {
+    Error::Setup {
+        step: step.into(),
+        source: std::io::Error::other(why),
+    }
+}
+
+/// The descriptor of a created ruleset, for the child side to add to and enforce.
+fn into_fd(created: landlock::RulesetCreated, step: &str) -> Result<OwnedFd> {
+    let fd: Option<OwnedFd> = created.into();
+    fd.ok_or_else(|| setup_err(step, "the kernel gave no ruleset".into()))
+}
+
+/// A ruleset with scopes only (ABI 6) and no filesystem rights: for the degraded init, so that
+/// its `kill(-1)` reaches exactly the processes of its run (its domain and the program's, nested
+/// in it).
+pub(crate) fn scope_only_ruleset() -> Result<OwnedFd> {
+    let step = "building the Landlock scope of the degraded init";
+    let err = |e: landlock::RulesetError| setup_err(step, e.to_string());
+    let created = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .scope(Scope::from_all(ABI::V6))
+        .map_err(err)?
+        .create()
+        .map_err(err)?;
+    into_fd(created, step)
 }
 
 fn open_rules(rules: &[HostRule], abi: ABI) -> Result<Vec<(OwnedFd, BitFlags<AccessFs>)>> {

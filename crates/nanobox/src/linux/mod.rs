@@ -484,7 +484,7 @@ pub(crate) fn spawn(
         None => None,
     };
     let init_scope = match &prep.degraded {
-        Some(_) => Some(degraded::init_scope_ruleset()?),
+        Some(_) => Some(landlock::scope_only_ruleset()?),
         None => None,
     };
     let mut keep: Vec<RawFd> = [
