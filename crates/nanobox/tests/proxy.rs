@@ -345,6 +345,59 @@ fn client_leaving_mid_transfer_ends_the_upstream_connection() {
     assert!(ev[0].bytes_down >= 256 * 1024);
 }
 
+/// The byte at offset `i` of the bulk stream: a pattern that a lost, repeated or reordered chunk
+/// of any size would break.
+fn pattern_byte(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ (i >> 16) as u8
+}
+
+/// Downloads 48 MiB through a tunnel and checks every byte, both ways of moving it: with the
+/// relay buffer growing (the default budget) and with no budget to grow.
+#[test]
+fn bulk_transfers_arrive_intact_whether_or_not_relay_buffers_grow() {
+    const TOTAL: u64 = 48 << 20;
+    let origin = Origin::start(|mut c| {
+        let mut sizes = [1usize, 4096, 65_536, 1 << 20, 3 * 65_536 + 7]
+            .into_iter()
+            .cycle();
+        let mut sent = 0u64;
+        while sent < TOTAL {
+            let n = (sizes.next().unwrap() as u64).min(TOTAL - sent);
+            let chunk: Vec<u8> = (sent..sent + n).map(pattern_byte).collect();
+            if c.write_all(&chunk).is_err() {
+                return;
+            }
+            sent += n;
+        }
+    });
+    let p = origin.port();
+    for budget in [None, Some(0)] {
+        let mut cfg = config(&[&format!("bulk.test:{p}")], &["bulk.test"]);
+        if let Some(b) = budget {
+            cfg.limits.relay_memory = b;
+        }
+        let (proxy, addr) = start(cfg);
+        let (mut s, head) = connect(addr, &format!("bulk.test:{p}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0u64;
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            for (k, b) in buf[..n].iter().enumerate() {
+                let at = got + k as u64;
+                assert_eq!(*b, pattern_byte(at), "byte {at} (budget {budget:?})");
+            }
+            got += n as u64;
+        }
+        assert_eq!(got, TOTAL, "budget {budget:?}");
+        let ev = proxy.stop();
+        assert_eq!(ev[0].bytes_down, TOTAL);
+    }
+}
+
 #[test]
 fn upstream_connect_failure_is_502() {
     let port = {

@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,7 +20,11 @@ use super::{NetworkEvent, ProxyConfig};
 
 const LISTEN: Token = Token(0);
 const WAKE: Token = Token(1);
+/// A relay buffer starts at this size ...
 const RELAY_BUF: usize = 64 * 1024;
+/// ... and doubles, while reads fill it and the server's budget
+/// ([`Limits::relay_memory`](super::Limits::relay_memory)) allows, up to this size.
+const MAX_RELAY_BUF: usize = 4 * 1024 * 1024;
 const STACK: usize = 256 * 1024;
 /// After an error response, at most this much of the client's unread request is read and dropped
 /// (so that closing does not reset the connection before the client reads the answer).
@@ -60,6 +64,8 @@ struct Shared {
     stopping: AtomicBool,
     registry: Mutex<Registry>,
     events: Mutex<Vec<Arc<EventSlot>>>,
+    /// Bytes relay buffers may still grow by, together.
+    relay_budget: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -123,11 +129,13 @@ impl ProxyServer {
         let waker = Waker::new(poll.registry(), WAKE)?;
         poll.registry()
             .register(&mut listener, LISTEN, Interest::READABLE)?;
+        let relay_memory = config.limits.relay_memory;
         let shared = Arc::new(Shared {
             config,
             stopping: AtomicBool::new(false),
             registry: Mutex::new(Registry::default()),
             events: Mutex::new(Vec::new()),
+            relay_budget: Arc::new(AtomicUsize::new(relay_memory)),
         });
         let s = shared.clone();
         let accept = std::thread::Builder::new()
@@ -537,6 +545,8 @@ fn connect_one(shared: &Shared, addr: SocketAddr) -> io::Result<TcpStream> {
     poll.registry().deregister(&mut s)?;
     let s = TcpStream::from(s);
     s.set_nonblocking(false)?;
+    // Like the client side: relayed bytes go out as they come, not held back by Nagle.
+    let _ = s.set_nodelay(true);
     Ok(s)
 }
 
@@ -686,29 +696,77 @@ impl Activity {
     }
 }
 
+/// A relay buffer: [`RELAY_BUF`] bytes, doubled each time a read fills it (a bulk transfer), up to
+/// [`MAX_RELAY_BUF`], for as long as the server's shared budget has the bytes. Fewer, larger reads
+/// and writes are what make a bulk transfer fast; an interactive stream never grows its buffer.
+struct RelayBuf<'a> {
+    buf: Vec<u8>,
+    budget: &'a AtomicUsize,
+}
+
+impl<'a> RelayBuf<'a> {
+    fn new(budget: &'a AtomicUsize) -> Self {
+        RelayBuf {
+            buf: vec![0; RELAY_BUF],
+            budget,
+        }
+    }
+
+    /// Called after a read of `n` bytes.
+    fn filled(&mut self, n: usize) {
+        let len = self.buf.len();
+        if n < len || len >= MAX_RELAY_BUF {
+            return;
+        }
+        let take = |left: usize| left.checked_sub(len);
+        if self
+            .budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, take)
+            .is_ok()
+        {
+            // A fresh buffer, not a resize: the old bytes are already relayed.
+            self.buf = vec![0; 2 * len];
+        }
+    }
+}
+
+impl Drop for RelayBuf<'_> {
+    fn drop(&mut self) {
+        self.budget
+            .fetch_add(self.buf.len() - RELAY_BUF, Ordering::AcqRel);
+    }
+}
+
 /// Copies `from` → `to` until EOF (then half-closes `to`), an error, or the idle timeout (then
 /// shuts down both sockets, which ends the other direction too). Counts into `counter`.
-fn pump(from: &TcpStream, to: &TcpStream, activity: &Activity, counter: &AtomicU64) {
+///
+/// A plain read/write copy: measured on loopback (`benches/proxy.rs`), growing buffers carried a
+/// bulk download faster than `splice(2)` through a pipe, which moves at most one pipe's worth of
+/// socket buffers per call.
+fn pump(
+    from: &TcpStream,
+    to: &TcpStream,
+    activity: &Activity,
+    counter: &AtomicU64,
+    budget: &AtomicUsize,
+) {
     let _ = from.set_read_timeout(Some(activity.idle));
     let _ = to.set_write_timeout(Some(activity.idle));
-    #[cfg(target_os = "linux")]
-    if splice_pump(from, to, activity, counter) {
-        return;
-    }
-    let mut buf = vec![0u8; RELAY_BUF];
+    let mut buf = RelayBuf::new(budget);
     loop {
-        match (&*from).read(&mut buf) {
+        match (&*from).read(&mut buf.buf) {
             Ok(0) => {
                 let _ = to.shutdown(Shutdown::Write);
                 return;
             }
             Ok(n) => {
                 activity.touch();
-                if (&*to).write_all(&buf[..n]).is_err() {
+                if (&*to).write_all(&buf.buf[..n]).is_err() {
                     break;
                 }
                 counter.fetch_add(n as u64, Ordering::Relaxed);
                 activity.touch();
+                buf.filled(n);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if is_timeout(&e) && !activity.idle_expired() => {}
@@ -719,79 +777,19 @@ fn pump(from: &TcpStream, to: &TcpStream, activity: &Activity, counter: &AtomicU
     let _ = to.shutdown(Shutdown::Both);
 }
 
-/// [`pump`] without copying through user space: socket → pipe → socket with splice(2). Returns
-/// false, having moved nothing, where the kernel refuses to splice these sockets (then the
-/// caller copies).
-#[cfg(target_os = "linux")]
-fn splice_pump(from: &TcpStream, to: &TcpStream, activity: &Activity, counter: &AtomicU64) -> bool {
-    use rustix::pipe::{splice, SpliceFlags};
-    let Ok((pr, pw)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
-        return false;
-    };
-    // A larger pipe moves more per call; the default (64 KiB) also works.
-    let _ = rustix::pipe::fcntl_setpipe_size(&pw, 1 << 20);
-    let chunk = rustix::pipe::fcntl_getpipe_size(&pw).unwrap_or(RELAY_BUF);
-    let mut first = true;
-    loop {
-        let n = match splice(from, None, &pw, None, chunk, SpliceFlags::MOVE) {
-            Ok(0) => {
-                let _ = to.shutdown(Shutdown::Write);
-                return true;
-            }
-            Ok(n) => n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::INVAL) if first => return false,
-            Err(e) => {
-                let e = io::Error::from(e);
-                if is_timeout(&e) && !activity.idle_expired() {
-                    continue;
-                }
-                break;
-            }
-        };
-        first = false;
-        activity.touch();
-        let mut left = n;
-        while left > 0 {
-            match splice(&pr, None, to, None, left, SpliceFlags::MOVE) {
-                Ok(0) => {
-                    left = usize::MAX;
-                    break;
-                }
-                Ok(m) => left -= m,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => {
-                    let e = io::Error::from(e);
-                    if is_timeout(&e) && !activity.idle_expired() {
-                        continue;
-                    }
-                    left = usize::MAX;
-                    break;
-                }
-            }
-        }
-        if left != 0 {
-            break;
-        }
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        activity.touch();
-    }
-    let _ = from.shutdown(Shutdown::Both);
-    let _ = to.shutdown(Shutdown::Both);
-    true
-}
-
 fn spawn_pump(
+    shared: &Shared,
     from: &Arc<TcpStream>,
     to: &Arc<TcpStream>,
     activity: &Arc<Activity>,
     slot: &Arc<EventSlot>,
 ) -> io::Result<JoinHandle<()>> {
     let (from, to, activity, slot) = (from.clone(), to.clone(), activity.clone(), slot.clone());
+    let budget = shared.relay_budget.clone();
     std::thread::Builder::new()
         .name("nanobox-proxy-down".into())
         .stack_size(STACK)
-        .spawn(move || pump(&from, &to, &activity, &slot.down))
+        .spawn(move || pump(&from, &to, &activity, &slot.down, &budget))
 }
 
 fn tunnel(
@@ -806,8 +804,8 @@ fn tunnel(
         client_write(upstream, leftover, activity.idle)?;
         slot.up.fetch_add(leftover.len() as u64, Ordering::Relaxed);
     }
-    let down = spawn_pump(upstream, client, &activity, slot)?;
-    pump(client, upstream, &activity, &slot.up);
+    let down = spawn_pump(shared, upstream, client, &activity, slot)?;
+    pump(client, upstream, &activity, &slot.up, &shared.relay_budget);
     let _ = down.join();
     Ok(())
 }
@@ -824,7 +822,7 @@ fn forward(
     slot: &Arc<EventSlot>,
 ) -> io::Result<()> {
     let activity = Arc::new(Activity::new(shared.config.limits.idle_timeout));
-    let down = spawn_pump(upstream, client, &activity, slot)?;
+    let down = spawn_pump(shared, upstream, client, &activity, slot)?;
     let mut body = BodySource {
         client,
         upstream,
@@ -963,5 +961,68 @@ impl BodySource<'_> {
                 return Err(invalid());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_buffer_grows_only_on_full_reads_up_to_the_cap() {
+        let budget = AtomicUsize::new(usize::MAX / 2);
+        let start = budget.load(Ordering::SeqCst);
+        let mut b = RelayBuf::new(&budget);
+        assert_eq!(b.buf.len(), RELAY_BUF);
+        b.filled(RELAY_BUF - 1); // a short read: an interactive stream keeps its buffer
+        assert_eq!(b.buf.len(), RELAY_BUF);
+        let mut sizes = Vec::new();
+        for _ in 0..20 {
+            let n = b.buf.len();
+            b.filled(n);
+            sizes.push(b.buf.len());
+        }
+        assert_eq!(
+            &sizes[..7],
+            &[128, 256, 512, 1024, 2048, 4096, 4096].map(|k| k * 1024)
+        );
+        assert_eq!(*sizes.last().unwrap(), MAX_RELAY_BUF);
+        assert_eq!(
+            start - budget.load(Ordering::SeqCst),
+            MAX_RELAY_BUF - RELAY_BUF
+        );
+        drop(b);
+        assert_eq!(budget.load(Ordering::SeqCst), start, "growth is returned");
+    }
+
+    #[test]
+    fn relay_buffers_share_one_budget() {
+        // Room for one buffer to grow to 256 KiB (64 + 192 KiB), and nothing more.
+        let budget = AtomicUsize::new(3 * RELAY_BUF);
+        let mut a = RelayBuf::new(&budget);
+        let mut b = RelayBuf::new(&budget);
+        for _ in 0..10 {
+            let n = a.buf.len();
+            a.filled(n);
+        }
+        assert_eq!(a.buf.len(), 4 * RELAY_BUF);
+        assert_eq!(budget.load(Ordering::SeqCst), 0);
+        b.filled(RELAY_BUF);
+        assert_eq!(b.buf.len(), RELAY_BUF, "no budget left to grow");
+        drop(a);
+        b.filled(RELAY_BUF);
+        assert_eq!(b.buf.len(), 2 * RELAY_BUF, "the budget came back");
+        drop(b);
+        assert_eq!(budget.load(Ordering::SeqCst), 3 * RELAY_BUF);
+    }
+
+    #[test]
+    fn a_zero_budget_never_grows() {
+        let budget = AtomicUsize::new(0);
+        let mut b = RelayBuf::new(&budget);
+        for _ in 0..5 {
+            b.filled(RELAY_BUF);
+        }
+        assert_eq!(b.buf.len(), RELAY_BUF);
     }
 }
