@@ -1,15 +1,20 @@
 //! The filtering proxy against a direct connection, on loopback: throughput of a 200 MB download
-//! and the latency of one small request. Run: `cargo bench -p nanobox --bench proxy`.
+//! and the latency of one small request (criterion), then the same download measured fetch by
+//! fetch, direct and proxied interleaved with a pause between fetches, with the CPU time the whole
+//! machine spent per GiB (from /proc/stat). Run: `cargo bench -p nanobox --bench proxy`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nanobox::proxy::{AllowList, OverrideResolver, ProxyConfig, ProxyServer};
 
 const BIG: usize = 200 * 1024 * 1024;
+
+/// The port of the bare splice relay (which takes no CONNECT head).
+static BARE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
 
 /// An origin: reads a request head, answers `/big` with 200 MB and anything else with 2 bytes.
 fn origin() -> u16 {
@@ -44,6 +49,39 @@ fn origin() -> u16 {
     port
 }
 
+/// A bare tunnel for comparison: no request head, no checks; it connects each client to the origin
+/// and moves origin → client bytes with `splice(2)` (socket → 1 MiB pipe → socket, never through
+/// user space) and the client's request with a plain copy.
+fn splice_relay(origin: u16) -> u16 {
+    use rustix::pipe::{fcntl_setpipe_size, pipe, splice, SpliceFlags};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            std::thread::spawn(move || {
+                let up = TcpStream::connect(("127.0.0.1", origin)).unwrap();
+                let (mut c2, mut up2) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut c2, &mut up2));
+                let (r, w) = pipe().unwrap();
+                let size = fcntl_setpipe_size(&w, 1 << 20).unwrap();
+                loop {
+                    let n = splice(&up, None, &w, None, size, SpliceFlags::MOVE).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    let mut left = n;
+                    while left > 0 {
+                        left -= splice(&r, None, &c, None, left, SpliceFlags::MOVE).unwrap();
+                    }
+                }
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
 fn read_head(s: &mut TcpStream) {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
@@ -57,6 +95,9 @@ fn read_head(s: &mut TcpStream) {
 fn open(origin: u16, proxy: Option<u16>) -> TcpStream {
     match proxy {
         None => TcpStream::connect(("127.0.0.1", origin)).unwrap(),
+        Some(p) if p == BARE.load(std::sync::atomic::Ordering::Relaxed) => {
+            TcpStream::connect(("127.0.0.1", p)).unwrap()
+        }
         Some(p) => {
             let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
             write!(
@@ -112,7 +153,68 @@ fn bench(c: &mut Criterion) {
         b.iter(|| fetch(o, Some(p), "/small", 2))
     });
     g.finish();
+
+    if std::env::args().any(|a| a == "--bench") {
+        let bare = splice_relay(o);
+        BARE.store(bare, std::sync::atomic::Ordering::Relaxed);
+        cost_report(o, p, bare);
+    }
     drop(handle);
+}
+
+/// Busy jiffies of all CPUs (everything but idle and iowait) and the clock tick rate.
+fn busy_jiffies() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu = stat.lines().next().unwrap();
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    v.iter().sum::<u64>() - v[3] - v[4]
+}
+
+/// Interleaved, paused fetches: criterion measures each kind back to back, where a download also
+/// overlaps the teardown of the one before it; here each fetch starts on a quiet machine, and the
+/// CPU time the machine spent on it is counted. Prints median GiB/s and CPU seconds per GiB.
+fn cost_report(o: u16, p: u16, bare: u16) {
+    const ROUNDS: usize = 20;
+    let hz = 100.0; // USER_HZ, the unit of /proc/stat on Linux
+    let gib = BIG as f64 / (1u64 << 30) as f64;
+    let kinds = [
+        ("direct", None),
+        ("through the proxy", Some(p)),
+        ("bare splice relay", Some(bare)),
+    ];
+    let mut rate = vec![Vec::new(); kinds.len()];
+    let mut busy = vec![0u64; kinds.len()];
+    for _ in 0..ROUNDS {
+        for (k, (_, via)) in kinds.iter().enumerate() {
+            std::thread::sleep(Duration::from_millis(150));
+            let b0 = busy_jiffies();
+            let t = Instant::now();
+            fetch(o, *via, "/big", BIG);
+            let dt = t.elapsed().as_secs_f64();
+            busy[k] += busy_jiffies() - b0;
+            rate[k].push(gib / dt);
+        }
+    }
+    let cost = |k: usize| busy[k] as f64 / hz / (ROUNDS as f64 * gib);
+    println!("paused, interleaved 200 MB downloads ({ROUNDS} each): median GiB/s, CPU-s per GiB");
+    let mut first = (0.0, 0.0);
+    for (k, (name, _)) in kinds.iter().enumerate() {
+        let v = &mut rate[k];
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (r, c) = (v[v.len() / 2], cost(k));
+        if k == 0 {
+            first = (r, c);
+        }
+        println!(
+            "  {name:18} {r:.2} GiB/s ({:3.0} %)  {c:.3} CPU-s/GiB ({:.2}x)",
+            100.0 * r / first.0,
+            c / first.1
+        );
+    }
 }
 
 criterion_group!(benches, bench);
