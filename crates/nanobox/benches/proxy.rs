@@ -13,8 +13,15 @@ use nanobox::proxy::{AllowList, OverrideResolver, ProxyConfig, ProxyServer};
 
 const BIG: usize = 200 * 1024 * 1024;
 
-/// The port of the bare splice relay (which takes no CONNECT head).
-static BARE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+/// How a download reaches the origin.
+#[derive(Clone, Copy)]
+enum Via {
+    Direct,
+    /// The filtering proxy on this port, through a `CONNECT` tunnel.
+    Proxy(u16),
+    /// The bare splice relay on this port (no request head).
+    Bare(u16),
+}
 
 /// An origin: reads a request head, answers `/big` with 200 MB and anything else with 2 bytes.
 fn origin() -> u16 {
@@ -91,14 +98,12 @@ fn read_head(s: &mut TcpStream) {
     }
 }
 
-/// A stream to the origin: direct, or through a CONNECT tunnel of the proxy.
-fn open(origin: u16, proxy: Option<u16>) -> TcpStream {
-    match proxy {
-        None => TcpStream::connect(("127.0.0.1", origin)).unwrap(),
-        Some(p) if p == BARE.load(std::sync::atomic::Ordering::Relaxed) => {
-            TcpStream::connect(("127.0.0.1", p)).unwrap()
-        }
-        Some(p) => {
+/// A stream to the origin.
+fn open(origin: u16, via: Via) -> TcpStream {
+    match via {
+        Via::Direct => TcpStream::connect(("127.0.0.1", origin)).unwrap(),
+        Via::Bare(p) => TcpStream::connect(("127.0.0.1", p)).unwrap(),
+        Via::Proxy(p) => {
             let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
             write!(
                 s,
@@ -111,8 +116,8 @@ fn open(origin: u16, proxy: Option<u16>) -> TcpStream {
     }
 }
 
-fn fetch(origin: u16, proxy: Option<u16>, path: &str, len: usize) {
-    let mut s = open(origin, proxy);
+fn fetch(origin: u16, via: Via, path: &str, len: usize) {
+    let mut s = open(origin, via);
     s.set_nodelay(true).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: origin.test\r\n\r\n").unwrap();
     read_head(&mut s);
@@ -141,28 +146,26 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(BIG as u64))
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
-    g.bench_function("direct", |b| b.iter(|| fetch(o, None, "/big", BIG)));
+    g.bench_function("direct", |b| b.iter(|| fetch(o, Via::Direct, "/big", BIG)));
     g.bench_function("through the proxy", |b| {
-        b.iter(|| fetch(o, Some(p), "/big", BIG))
+        b.iter(|| fetch(o, Via::Proxy(p), "/big", BIG))
     });
     g.finish();
 
     let mut g = c.benchmark_group("one small request");
-    g.bench_function("direct", |b| b.iter(|| fetch(o, None, "/small", 2)));
+    g.bench_function("direct", |b| b.iter(|| fetch(o, Via::Direct, "/small", 2)));
     g.bench_function("through the proxy", |b| {
-        b.iter(|| fetch(o, Some(p), "/small", 2))
+        b.iter(|| fetch(o, Via::Proxy(p), "/small", 2))
     });
     g.finish();
 
     if std::env::args().any(|a| a == "--bench") {
-        let bare = splice_relay(o);
-        BARE.store(bare, std::sync::atomic::Ordering::Relaxed);
-        cost_report(o, p, bare);
+        cost_report(o, p, splice_relay(o));
     }
     drop(handle);
 }
 
-/// Busy jiffies of all CPUs (everything but idle and iowait) and the clock tick rate.
+/// Busy jiffies of all CPUs together: every state but idle and iowait.
 fn busy_jiffies() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let cpu = stat.lines().next().unwrap();
@@ -182,9 +185,9 @@ fn cost_report(o: u16, p: u16, bare: u16) {
     let hz = 100.0; // USER_HZ, the unit of /proc/stat on Linux
     let gib = BIG as f64 / (1u64 << 30) as f64;
     let kinds = [
-        ("direct", None),
-        ("through the proxy", Some(p)),
-        ("bare splice relay", Some(bare)),
+        ("direct", Via::Direct),
+        ("through the proxy", Via::Proxy(p)),
+        ("bare splice relay", Via::Bare(bare)),
     ];
     let mut rate = vec![Vec::new(); kinds.len()];
     let mut busy = vec![0u64; kinds.len()];

@@ -740,9 +740,8 @@ impl Drop for RelayBuf<'_> {
 /// Copies `from` → `to` until EOF (then half-closes `to`), an error, or the idle timeout (then
 /// shuts down both sockets, which ends the other direction too). Counts into `counter`.
 ///
-/// A plain read/write copy: measured on loopback (`benches/proxy.rs`), growing buffers carried a
-/// bulk download faster than `splice(2)` through a pipe, which moves at most one pipe's worth of
-/// socket buffers per call.
+/// A plain read/write copy: on loopback (`benches/proxy.rs`), it carries a bulk download faster
+/// and with less CPU per byte than `splice(2)` through a pipe.
 fn pump(
     from: &TcpStream,
     to: &TcpStream,
