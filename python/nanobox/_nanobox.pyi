@@ -8,6 +8,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Optional, Union, final
 
+from typing_extensions import TypedDict, Unpack
+
 _StrPath = Union[str, "os.PathLike[str]"]
 #: A program name or argument.
 _Arg = Union[str, bytes, "os.PathLike[str]"]
@@ -50,6 +52,33 @@ class Permission:
     def __int__(self) -> int: ...
 
 _Mount = Union[tuple[_StrPath, _StrPath], tuple[_StrPath, _StrPath, Permission]]
+
+class _Options(TypedDict, total=False):
+    """The keyword options of Sandbox(...) and SandboxBuilder.configure(...)."""
+
+    mounts: Optional[Iterable[_Mount]]
+    working_dir: Optional[_StrPath]
+    env: Union[Mapping[str, str], Iterable[tuple[str, str]], None]
+    stdin: _StdinData
+    wall_time_limit: Optional[_Seconds]
+    output_limit: Optional[int]
+    no_network: Optional[bool]
+    allow_network: Union[str, Iterable[str], None]
+    map_hosts: Optional[Mapping[str, _Address]]
+    allow_addresses: Union[str, Iterable[str], None]
+    upstream_proxy: Optional[str]
+    hostname: Optional[str]
+    tmp_size: Optional[int]
+    seccomp_deny: Union[str, Iterable[str], None]
+    seccomp_allow: Union[str, Iterable[str], None]
+    memory_limit: Optional[int]
+    cpu_limit: Optional[float]
+    cpu_time_limit: Optional[_Seconds]
+    process_limit: Optional[int]
+    file_size_limit: Optional[int]
+    allow_degraded_limits: Optional[bool]
+    allow_degraded_isolation: Optional[bool]
+
 
 @final
 class SandboxBuilder:
@@ -106,32 +135,7 @@ class SandboxBuilder:
         """Use rlimits where no cgroup is writable."""
     def allow_degraded_isolation(self) -> SandboxBuilder:
         """Landlock + seccomp alone where user namespaces are refused."""
-    def configure(
-        self,
-        *,
-        mounts: Optional[Iterable[_Mount]] = ...,
-        working_dir: Optional[_StrPath] = ...,
-        env: Union[Mapping[str, str], Iterable[tuple[str, str]], None] = ...,
-        stdin: _StdinData = ...,
-        wall_time_limit: Optional[_Seconds] = ...,
-        output_limit: Optional[int] = ...,
-        no_network: Optional[bool] = ...,
-        allow_network: Union[str, Iterable[str], None] = ...,
-        map_hosts: Optional[Mapping[str, _Address]] = ...,
-        allow_addresses: Union[str, Iterable[str], None] = ...,
-        upstream_proxy: Optional[str] = ...,
-        hostname: Optional[str] = ...,
-        tmp_size: Optional[int] = ...,
-        seccomp_deny: Union[str, Iterable[str], None] = ...,
-        seccomp_allow: Union[str, Iterable[str], None] = ...,
-        memory_limit: Optional[int] = ...,
-        cpu_limit: Optional[float] = ...,
-        cpu_time_limit: Optional[_Seconds] = ...,
-        process_limit: Optional[int] = ...,
-        file_size_limit: Optional[int] = ...,
-        allow_degraded_limits: Optional[bool] = ...,
-        allow_degraded_isolation: Optional[bool] = ...,
-    ) -> SandboxBuilder:
+    def configure(self, **options: Unpack[_Options]) -> SandboxBuilder:
         """Apply the keyword options of Sandbox(...)."""
     def build(self) -> Sandbox:
         """Check every option and build the sandbox (raises a SandboxError subclass)."""
@@ -140,32 +144,7 @@ class SandboxBuilder:
 class Sandbox:
     """A built sandbox: immutable, reusable from any number of threads."""
 
-    def __new__(
-        cls,
-        *,
-        mounts: Optional[Iterable[_Mount]] = ...,
-        working_dir: Optional[_StrPath] = ...,
-        env: Union[Mapping[str, str], Iterable[tuple[str, str]], None] = ...,
-        stdin: _StdinData = ...,
-        wall_time_limit: Optional[_Seconds] = ...,
-        output_limit: Optional[int] = ...,
-        no_network: Optional[bool] = ...,
-        allow_network: Union[str, Iterable[str], None] = ...,
-        map_hosts: Optional[Mapping[str, _Address]] = ...,
-        allow_addresses: Union[str, Iterable[str], None] = ...,
-        upstream_proxy: Optional[str] = ...,
-        hostname: Optional[str] = ...,
-        tmp_size: Optional[int] = ...,
-        seccomp_deny: Union[str, Iterable[str], None] = ...,
-        seccomp_allow: Union[str, Iterable[str], None] = ...,
-        memory_limit: Optional[int] = ...,
-        cpu_limit: Optional[float] = ...,
-        cpu_time_limit: Optional[_Seconds] = ...,
-        process_limit: Optional[int] = ...,
-        file_size_limit: Optional[int] = ...,
-        allow_degraded_limits: Optional[bool] = ...,
-        allow_degraded_isolation: Optional[bool] = ...,
-    ) -> Sandbox:
+    def __new__(cls, **options: Unpack[_Options]) -> Sandbox:
         """Build a sandbox from keyword arguments at once."""
     @staticmethod
     def builder() -> SandboxBuilder:
