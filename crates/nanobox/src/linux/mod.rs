@@ -105,10 +105,15 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         },
         None => plan::EtcMode::Masked,
     };
-    let filters = seccomp::filters(&policy.seccomp).map_err(|reason| Error::InvalidOption {
-        option: "seccomp",
-        reason,
-    })?;
+    let ids = seccomp::ProgramIds {
+        uid: userns::SANDBOX_ID,
+        gid: userns::SANDBOX_ID,
+    };
+    let filters =
+        seccomp::filters(&policy.seccomp, Some(ids)).map_err(|reason| Error::InvalidOption {
+            option: "seccomp",
+            reason,
+        })?;
     let layout = plan::HostLayout::read(etc == plan::EtcMode::Masked);
     let plan = plan::build(policy, &layout, mode, etc);
     let landlock = landlock::Layer::prepare(policy, &layout.dirs)?;
@@ -213,7 +218,7 @@ fn prepare_degraded(policy: &Policy, why: Error) -> Result<Prepared> {
     let layout = plan::HostLayout::read(false);
     let deg = degraded::prepare(policy, &why, &layout.dirs)?;
     let filters =
-        seccomp::filters(&degraded::seccomp_policy(&policy.seccomp)).map_err(|reason| {
+        seccomp::filters(&degraded::seccomp_policy(&policy.seccomp), None).map_err(|reason| {
             Error::InvalidOption {
                 option: "seccomp",
                 reason,
