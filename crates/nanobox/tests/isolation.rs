@@ -406,6 +406,65 @@ both!(root_dev_and_hostname_are_minimal, {
     assert_eq!(sh(&sb, "hostname").stdout, "judge-7\n");
 });
 
+both!(etc_shows_the_sandbox_not_the_host, {
+    // The host's name and identity are in /etc/hostname, /etc/hosts and /etc/machine-id: the
+    // sandbox has its own, whatever the host has there, and the rest of /etc shows through.
+    let sb = Sandbox::builder().hostname("box-17").build().unwrap();
+    let script = "cat /etc/hostname; hostname; cat /etc/machine-id; \
+                  python3 -c 'import socket; print(socket.gethostbyname(socket.gethostname()))'; \
+                  cat /etc/hosts; echo ==; grep -c '^root:' /etc/passwd";
+    let a = sh(&sb, script);
+    let b = sh(&sb, script);
+    assert_eq!(a.outcome, Outcome::Exited(0), "{a:?}");
+    let lines: Vec<&str> = a.stdout.lines().collect();
+    assert_eq!(lines[0..2], ["box-17", "box-17"], "{a:?}");
+    let id = lines[2];
+    assert!(
+        id.len() == 32
+            && id
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "a machine-id: {id:?}"
+    );
+    assert_eq!(
+        lines[3], "127.0.1.1",
+        "the sandbox's own name resolves: {a:?}"
+    );
+    let host_id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    assert_ne!(id, host_id.trim(), "not the host's machine-id");
+    let b_id = b.stdout.lines().nth(2).unwrap();
+    assert_ne!(id, b_id, "a new machine-id for each run");
+    let host_name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let (hosts, passwd) = a.stdout.split_once("==\n").unwrap();
+    if host_name != "box-17" && !host_name.is_empty() {
+        assert!(
+            !hosts.split_whitespace().any(|w| w == host_name),
+            "the host's name shows in /etc/hosts: {hosts}"
+        );
+    }
+    assert_eq!(passwd.trim(), "1", "the host's other files show through");
+});
+
+both!(the_sandbox_s_etc_files_cannot_be_changed, {
+    let r = sh(
+        &plain(),
+        "for f in hostname hosts machine-id passwd; do echo x > /etc/$f; echo $f=$?; done; \
+         rm -f /etc/machine-id; echo rm=$?; touch /etc/new; echo new=$?; cat /etc/hostname",
+    );
+    for f in ["hostname", "hosts", "machine-id", "passwd", "rm", "new"] {
+        assert!(!r.stdout.contains(&format!("{f}=0")), "{f}: {r:?}");
+    }
+    assert_eq!(
+        r.stderr.matches("Read-only file system").count(),
+        6,
+        "{r:?}"
+    );
+    assert!(r.stdout.ends_with("nanobox\n"), "{r:?}");
+});
+
 both!(tmp_is_private_bounded_and_executable, {
     let sb = Sandbox::builder()
         .tmp_size(8 * nanobox::MB)

@@ -11,7 +11,8 @@
 //! opened once, when the sandbox is built, without following symlinks, and every run adds them to
 //! a fresh ruleset in the caller (with the `landlock` crate). Rules attach to inodes, so they hold
 //! for the same directories bind-mounted into the sandbox. The sandbox's own filesystems (/tmp,
-//! /dev, /proc, the root) only exist after the mounts, so the init adds them: it opens each path,
+//! /dev, /proc, the root, and /etc, an overlay whose inodes are not the host's) only exist after
+//! the mounts, so the init adds them: it opens each path,
 //! checks that it is the kind of filesystem it created (tmpfs, proc), and adds the rule with a
 //! raw `landlock_add_rule`, since nothing that allocates may run between clone and exec. The
 //! program enforces the ruleset (`landlock_restrict_self`) after `no_new_privs`, before seccomp.
@@ -78,6 +79,7 @@ pub(crate) struct LocalRule {
 
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const PROC_MAGIC: i64 = 0x9fa0;
+const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
 
 /// One prepared layer: the host half of the rules and the rights of the local half.
 pub(crate) struct Layer {
@@ -151,6 +153,13 @@ fn namespaced_local(abi: ABI) -> Vec<LocalRule> {
             path: c"/",
             fs_magic: TMPFS_MAGIC,
             access: bits(AccessFs::ReadDir.into()),
+        },
+        // The sandbox's /etc is an overlay (nanobox's own files over the host's /etc): a rule on
+        // the host's /etc does not cover the overlay's inodes, so it gets its own.
+        LocalRule {
+            path: c"/etc",
+            fs_magic: OVERLAYFS_MAGIC,
+            access: bits(read_rights(abi)),
         },
         LocalRule {
             path: c"/tmp",

@@ -92,7 +92,9 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     // The safe /etc: as root, an idmapped /etc lets the kernel enforce "world-readable only" with
     // no walk of /etc; where that cannot be had (not root, or a filesystem without idmapped
     // mounts), walk /etc now and cover what "other" may not read.
-    let etc_userns = if root {
+    // The idmapped /etc is the lower layer of the sandbox's /etc overlay, and overlayfs takes
+    // idmapped layers from Linux 5.19 on; before that, the walked and masked /etc.
+    let etc_userns = if root && kernel_at_least(5, 19) {
         userns::etc_userns(userns::ROOT_HOST_ID)
             .ok()
             .filter(|ns| prepare_tree(Path::new("/etc"), plan_ro(), ns).is_ok())
@@ -140,6 +142,17 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     let limit_notes = prep.limits.notes();
     prep.notes.extend(limit_notes);
     Ok(prep)
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
 }
 
 /// The proxy's configuration for a policy with a network allowlist (validated at `build()`).

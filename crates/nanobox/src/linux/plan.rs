@@ -70,6 +70,8 @@ pub(crate) enum Op {
     },
     /// Write to a file (a sysctl of the sandbox's own namespaces).
     Write { path: CString, data: &'static [u8] },
+    /// Create one of the files nanobox places in the sandbox's /etc (see [`etc_files`]).
+    EtcFile { path: CString, content: EtcContent },
     /// Set the hostname of the sandbox's uts namespace.
     Hostname(CString),
     /// Bring up loopback in the sandbox's network namespace.
@@ -83,6 +85,11 @@ impl Op {
         let show = |c: &CString| sandbox_view(&s(c));
         match self {
             Op::MakePrivate => "making mounts private".into(),
+            Op::Fs { fstype, target, .. } if fstype.as_bytes() == b"overlay" => format!(
+                "mounting overlay at {} (nanobox's own files over the host's /etc; needs \
+                 overlayfs in the kernel, Linux 5.11+, and 5.19+ when nanobox runs as root)",
+                show(target)
+            ),
             Op::Fs { fstype, target, .. } => {
                 format!("mounting {} at {}", s(fstype), show(target))
             }
@@ -108,6 +115,7 @@ impl Op {
             Op::AttachPrepared { target, .. } => format!("attaching mount at {}", show(target)),
             Op::SetAttr { target, .. } => format!("setting mount flags of {}", show(target)),
             Op::Write { path, .. } => format!("writing {}", show(path)),
+            Op::EtcFile { path, .. } => format!("creating the sandbox's own {}", s(path)),
             Op::Hostname(h) => format!("setting hostname {}", s(h)),
             Op::LoopbackUp => "bringing up loopback".into(),
         }
@@ -121,6 +129,62 @@ fn sandbox_view(p: &str) -> String {
         Some(rest) => rest.into(),
         None => p.into(),
     }
+}
+
+/// What a file nanobox places in the sandbox's /etc holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EtcContent {
+    /// These bytes, the same in every run.
+    Bytes(Vec<u8>),
+    /// A machine-id made for each run: 128 random bits as 32 hex digits (a version 4 UUID, as
+    /// systemd makes them) and a newline.
+    MachineId,
+}
+
+/// Where the sandbox's own /etc files are made (a small tmpfs of the init's, the overlay's upper
+/// layer).
+const ETC_FILES: &str = "/etcfiles";
+/// Where the host's /etc is attached before the overlay (the overlay's lower layer).
+const ETC_HOST: &str = "/etchost";
+
+/// The files nanobox places in the sandbox's /etc instead of the host's, so that nothing there
+/// shows the host: its name (`hostname`, and `hosts`, which names it and the machines it knows)
+/// and its identity (`machine-id`). This is the one place that says what they are; the plan
+/// lays them over the host's /etc with an overlay, so they exist whether or not the host has
+/// them, and whatever the host's are (files, symlinks, mount points).
+pub(crate) fn etc_files(policy: &Policy) -> Vec<(&'static str, EtcContent)> {
+    let name = &policy.hostname;
+    vec![
+        (
+            "hostname",
+            EtcContent::Bytes(format!("{name}\n").into_bytes()),
+        ),
+        (
+            "hosts",
+            EtcContent::Bytes(
+                format!(
+                    "127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n\
+                     ::1\tlocalhost ip6-localhost ip6-loopback\n"
+                )
+                .into_bytes(),
+            ),
+        ),
+        ("machine-id", EtcContent::MachineId),
+    ]
+}
+
+/// Format 16 random bytes as a machine-id (version 4 UUID bits set), with a newline.
+/// Allocation-free: it runs in the init.
+pub(crate) fn machine_id(mut raw: [u8; 16]) -> [u8; 33] {
+    raw[6] = (raw[6] & 0x0f) | 0x40;
+    raw[8] = (raw[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'\n'; 33];
+    for (i, b) in raw.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    out
 }
 
 /// What the host offers for the system part of the root, read once when a sandbox is built.
@@ -338,35 +402,67 @@ pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode, etc: Et
         });
     }
 
-    // A safe /etc: the host's, read-only, with what "other" may not read covered.
+    // A safe /etc: nanobox's own files (etc_files) laid over the host's /etc, read-only, with what
+    // "other" may not read covered. A read-only overlay of two lower layers: the files win, the
+    // rest of the host's /etc shows through.
     ops.push(Op::Mkdir {
-        path: cs("/newroot/etc"),
+        path: cs(ETC_FILES),
+        mode: 0o755,
+    });
+    ops.push(tmpfs(
+        ETC_FILES,
+        nosuid_nodev | MountFlags::NOEXEC,
+        "mode=0755,size=64k".into(),
+    ));
+    for (name, content) in etc_files(policy) {
+        ops.push(Op::EtcFile {
+            path: cs(format!("{ETC_FILES}/{name}")),
+            content,
+        });
+    }
+    ops.push(Op::SetAttr {
+        target: cs(ETC_FILES),
+        attr: ro | ATTR_NOEXEC,
+        recursive: false,
+    });
+    ops.push(Op::Mkdir {
+        path: cs(ETC_HOST),
         mode: 0o755,
     });
     match etc {
         EtcMode::Prepared { slot } => ops.push(Op::AttachPrepared {
             slot,
-            target: cs("/newroot/etc"),
+            target: cs(ETC_HOST),
         }),
-        EtcMode::Masked => {
-            ops.push(Op::BindHost {
-                rel: cs("etc"),
-                target: cs("/newroot/etc"),
-                attr: ro,
+        EtcMode::Masked => ops.push(Op::BindHost {
+            rel: cs("etc"),
+            target: cs(ETC_HOST),
+            attr: ro,
+        }),
+    }
+    ops.push(Op::Mkdir {
+        path: cs("/newroot/etc"),
+        mode: 0o755,
+    });
+    ops.push(Op::Fs {
+        fstype: cs("overlay"),
+        target: cs("/newroot/etc"),
+        flags: MountFlags::RDONLY | nosuid_nodev,
+        data: cs(format!("lowerdir={ETC_FILES}:{ETC_HOST}")),
+    });
+    if etc == EtcMode::Masked {
+        // The masks are on a read-only mount; a plain bind keeps that.
+        for f in &host.etc_masked_files {
+            ops.push(Op::Bind {
+                source: cs("/masks/file"),
+                target: newroot(&Path::new("/etc").join(f)),
             });
-            // The masks are on a read-only mount; a plain bind keeps that.
-            for f in &host.etc_masked_files {
-                ops.push(Op::Bind {
-                    source: cs("/masks/file"),
-                    target: newroot(&Path::new("/etc").join(f)),
-                });
-            }
-            for d in &host.etc_masked_dirs {
-                ops.push(Op::Bind {
-                    source: cs("/masks/dir"),
-                    target: newroot(&Path::new("/etc").join(d)),
-                });
-            }
+        }
+        for d in &host.etc_masked_dirs {
+            ops.push(Op::Bind {
+                source: cs("/masks/dir"),
+                target: newroot(&Path::new("/etc").join(d)),
+            });
         }
     }
 
@@ -600,6 +696,14 @@ pub(crate) fn execute(ops: &[Op], sys: &dyn Sys, prepared: &[i32]) -> Result<(),
                 recursive,
             } => sys.set_attr_path(target, *attr, *recursive),
             Op::Write { path, data } => sys.write_file(path, data),
+            Op::EtcFile { path, content } => match content {
+                EtcContent::Bytes(b) => sys.create_file(path, b, 0o644),
+                EtcContent::MachineId => {
+                    let mut raw = [0u8; 16];
+                    sys.random(&mut raw)
+                        .and_then(|_| sys.create_file(path, &machine_id(raw), 0o444))
+                }
+            },
             Op::Hostname(h) => sys.sethostname(h.as_bytes()),
             Op::LoopbackUp => sys.loopback_up(),
         };
@@ -725,6 +829,17 @@ mod tests {
         fn write_file(&self, p: &CStr, d: &[u8]) -> Result<(), i32> {
             self.rec(format!("write {} {}", t(p), String::from_utf8_lossy(d)))
         }
+        fn create_file(&self, p: &CStr, d: &[u8], m: u32) -> Result<(), i32> {
+            self.rec(format!(
+                "create {} {m:o} {}",
+                t(p),
+                String::from_utf8_lossy(d).escape_debug()
+            ))
+        }
+        fn random(&self, buf: &mut [u8]) -> Result<(), i32> {
+            buf.fill(0xab);
+            self.rec("random".into())
+        }
         fn sethostname(&self, n: &[u8]) -> Result<(), i32> {
             self.rec(format!("hostname {}", String::from_utf8_lossy(n)))
         }
@@ -773,25 +888,83 @@ mod tests {
         assert_eq!(calls[i + 3], "set_attr_fd 103 0x7");
         assert_eq!(calls[i + 4], "move_mount 103 /newroot/usr");
         assert!(calls.contains(&"symlink /newroot/bin -> usr/bin".to_string()));
-        let etc = pos(&calls, "move_mount 105 /newroot/etc");
-        assert_eq!(calls[etc - 1], "set_attr_fd 105 0x7");
+        // The host's /etc: bound read-only as the overlay's lower layer.
+        let host_etc = pos(&calls, "open_beneath 101 etc");
+        assert_eq!(calls[host_etc + 3], "set_attr_fd 105 0x7");
+        assert_eq!(calls[host_etc + 4], "move_mount 105 /etchost");
+        let etc = pos(&calls, "mount overlay /newroot/etc");
+        assert!(host_etc < etc);
         let shadow = pos(&calls, "bind /masks/file /newroot/etc/shadow");
-        assert!(shadow > etc, "mask after the /etc bind");
+        assert!(shadow > etc, "mask after the /etc overlay");
         assert!(calls.contains(&"bind /masks/dir /newroot/etc/ssl/private".to_string()));
         // The masks are read-only before they are used.
         assert!(pos(&calls, "set_attr /masks 0xf") < shadow);
     }
 
     #[test]
-    fn prepared_etc_is_attached_without_masks() {
+    fn prepared_etc_is_the_lower_layer_without_masks() {
         let p = SandboxBuilder::default().validate().unwrap();
         let calls = run_etc(&p, MountMode::Prepared, EtcMode::Prepared { slot: 2 });
-        assert!(
-            calls.contains(&"move_mount 9 /newroot/etc".to_string()),
-            "{calls:#?}"
-        );
+        let host_etc = pos(&calls, "move_mount 9 /etchost");
+        assert!(host_etc < pos(&calls, "mount overlay /newroot/etc"));
         assert!(!calls.iter().any(|c| c.contains("open_beneath 101 etc")));
         assert!(!calls.iter().any(|c| c.starts_with("bind /masks")));
+    }
+
+    #[test]
+    fn the_sandbox_s_own_etc_files_are_laid_over_the_host_s_read_only() {
+        let p = SandboxBuilder::default()
+            .hostname("box7")
+            .validate()
+            .unwrap();
+        for (mode, etc) in [
+            (MountMode::InChild, EtcMode::Masked),
+            (MountMode::Prepared, EtcMode::Prepared { slot: 2 }),
+        ] {
+            let calls = run_etc(&p, mode, etc);
+            let fs = pos(&calls, "mount tmpfs /etcfiles");
+            let hostname = pos(&calls, "create /etcfiles/hostname 644 box7\\n");
+            let hosts = pos(&calls, "create /etcfiles/hosts 644 ");
+            assert!(
+                calls[hosts].contains("127.0.1.1\\tbox7\\n"),
+                "{}",
+                calls[hosts]
+            );
+            assert!(
+                calls[hosts].contains("127.0.0.1\\tlocalhost"),
+                "{}",
+                calls[hosts]
+            );
+            // The machine-id is made in the init from fresh random bytes, per run.
+            let random = pos(&calls, "random");
+            let id = pos(&calls, "create /etcfiles/machine-id 444 ");
+            assert_eq!(
+                calls[id],
+                "create /etcfiles/machine-id 444 abababababab4bababababababababab\\n",
+            );
+            let sealed = pos(&calls, "set_attr /etcfiles 0xf");
+            assert!(fs < hostname && hostname < sealed && random < id && id < sealed);
+            let overlay = pos(&calls, "mount overlay /newroot/etc");
+            assert!(sealed < overlay && pos(&calls, "/etchost") < overlay);
+            assert!(
+                calls[overlay].ends_with("lowerdir=/etcfiles:/etchost"),
+                "nanobox's files are the upper of the two layers: {}",
+                calls[overlay]
+            );
+            assert!(
+                calls[overlay].contains("RDONLY") && calls[overlay].contains("NOSUID"),
+                "{}",
+                calls[overlay]
+            );
+        }
+    }
+
+    #[test]
+    fn machine_ids_are_version_4_uuids_in_hex() {
+        let id = machine_id([0xff; 16]);
+        assert_eq!(&id, b"ffffffffffff4fffbfffffffffffffff\n");
+        let id = machine_id([0; 16]);
+        assert_eq!(&id, b"00000000000040008000000000000000\n");
     }
 
     #[test]

@@ -115,6 +115,32 @@ pub(crate) fn probe() -> Probe {
         true,
         Some("upgrade to Linux 5.12 or newer".into()),
     ));
+    // The sandbox's /etc is an overlay (nanobox's own files over the host's). A kernel that
+    // builds overlayfs as a module lists it only once the module is loaded.
+    let listed = std::fs::read_to_string("/proc/filesystems")
+        .map(|f| {
+            f.lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+        })
+        .unwrap_or(false);
+    let module = Path::new("/lib/modules")
+        .join(rustix::system::uname().release().to_string_lossy().as_ref())
+        .join("kernel/fs/overlayfs")
+        .is_dir();
+    checks.push(check(
+        "overlayfs (the sandbox's own /etc files over the host's)",
+        listed || module,
+        if listed {
+            "present".into()
+        } else if module {
+            "a module of this kernel, loaded at the first mount".into()
+        } else {
+            "overlay is neither in /proc/filesystems nor a module of this kernel".into()
+        },
+        true,
+        true,
+        Some("use a kernel with CONFIG_OVERLAY_FS (built in or as a module)".into()),
+    ));
     checks.push(check(
         "clone3 with pidfd",
         syscall_exists(libc::SYS_clone3) && syscall_exists(libc::SYS_pidfd_send_signal),

@@ -70,6 +70,10 @@ pub(crate) trait Sys {
     fn close(&self, fd: RawFd);
     /// Write `data` to an existing file.
     fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()>;
+    /// Create a new file (an existing one is an error, and no symlink is followed) holding `data`.
+    fn create_file(&self, path: &CStr, data: &[u8], mode: u32) -> SysResult<()>;
+    /// Fill `buf` from the kernel's random source (getrandom(2)).
+    fn random(&self, buf: &mut [u8]) -> SysResult<()>;
     /// sethostname(2).
     fn sethostname(&self, name: &[u8]) -> SysResult<()>;
     /// Bring the loopback interface up.
@@ -237,6 +241,32 @@ impl Sys for RealSys {
         let n = rustix::io::write(&fd, data).map_err(errno)?;
         if n != data.len() {
             return Err(libc::EIO);
+        }
+        Ok(())
+    }
+
+    fn create_file(&self, path: &CStr, data: &[u8], mode: u32) -> SysResult<()> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(errno)?;
+        let n = rustix::io::write(&fd, data).map_err(errno)?;
+        if n != data.len() {
+            return Err(libc::EIO);
+        }
+        Ok(())
+    }
+
+    fn random(&self, buf: &mut [u8]) -> SysResult<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            match rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty()) {
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(errno(e)),
+            }
         }
         Ok(())
     }
