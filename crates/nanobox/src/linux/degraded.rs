@@ -153,7 +153,8 @@ pub(crate) fn prepare(policy: &Policy, why: &Error, system_dirs: &[String]) -> R
             .to_string(),
         "no network namespace: socket() is refused, TCP bind/connect denied by Landlock"
             .to_string(),
-        "no IPC, UTS or cgroup namespace: SysV IPC is refused; the hostname is the host's"
+        "no IPC, UTS or cgroup namespace: SysV IPC is refused; the hostname is the host's, and \
+         so are /etc/hostname, /etc/hosts and /etc/machine-id"
             .to_string(),
     ];
     if !root_caller {
