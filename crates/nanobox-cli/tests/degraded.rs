@@ -297,6 +297,46 @@ fn no_socket_can_be_made_but_socketpair_works() {
 }
 
 #[test]
+fn no_setid_file_leaves_a_degraded_run_either() {
+    // Without a user namespace the program holds a real host uid (65534 for a root caller, the
+    // caller's otherwise): a set-id file it left would run as that uid for any local user.
+    both(|who| {
+        let d = TempDir::new("setid");
+        std::fs::create_dir(d.join("rw")).unwrap();
+        std::fs::set_permissions(d.join("rw"), PermissionsExt::from_mode(0o777)).unwrap();
+        let rw = format!("{}", d.join("rw").display());
+        let script = format!(
+            "cp /bin/sh {rw}/x && chmod 4755 {rw}/x; echo chmod=$?; chmod 2755 {rw}/x; echo sgid=$?; \
+             install -m 6755 /bin/sh {rw}/i; echo install=$?"
+        );
+        let o = run(
+            who,
+            &[
+                "run",
+                "--allow-degraded",
+                "--rw",
+                &rw,
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ],
+        );
+        assert_code(&o, 0);
+        let out = text(&o.stdout);
+        for tool in ["chmod", "sgid", "install"] {
+            assert!(!out.contains(&format!("{tool}=0")), "{who:?}: {out}");
+        }
+        for f in ["x", "i"] {
+            if let Ok(m) = std::fs::metadata(d.join("rw").join(f)) {
+                assert_eq!(m.permissions().mode() & 0o6000, 0, "{who:?} {f}: {out}");
+            }
+        }
+        assert!(d.join("rw/x").exists(), "{out}");
+    });
+}
+
+#[test]
 fn signals_stay_inside_the_run() {
     both(|who| {
         // A bystander with the program's uid (65534 in both cases).

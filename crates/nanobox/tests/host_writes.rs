@@ -147,6 +147,27 @@ both!(no_syscall_route_sets_a_setid_bit, {
     assert_eq!(setid_entries(ws.path()), vec![], "{out}");
 });
 
+both!(hard_links_to_the_host_s_setuid_binaries_are_refused, {
+    // The workspace may be on the same filesystem as /usr (here it is): a hard link would give
+    // the program's directory a setuid-root file without setting any bit.
+    let ws = TempDir::new();
+    let code = format!(
+        "{TRY}import glob\n\
+         for p in ('/usr/bin/su', '/usr/bin/passwd', '/usr/bin/mount'):\n\
+         \x20 if os.path.exists(p) and os.stat(p).st_mode & 0o4000:\n\
+         \x20   t('link' + p, lambda: os.link(p, '/workspace/' + os.path.basename(p)))\n\
+         print('done')\n"
+    );
+    let r = agent(ws.path()).run("python3", &["-c", &code]).unwrap();
+    assert_eq!(r.outcome, Outcome::Exited(0), "{r:?}");
+    let tried: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("link")).collect();
+    assert!(!tried.is_empty(), "a setuid binary to link: {r:?}");
+    for l in tried {
+        assert!(l.ends_with(" EXDEV"), "{l}");
+    }
+    assert_eq!(setid_entries(ws.path()), vec![], "{r:?}");
+});
+
 both!(copy_tools_that_preserve_modes_leave_no_setid_file, {
     // A setuid file the program may read (the caller's own, mounted read-only), and an archive
     // whose members claim set-id modes: cp -p, install -m, shutil.copy2 and tar -p try to give
