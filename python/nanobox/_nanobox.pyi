@@ -51,7 +51,11 @@ class Permission:
     def __hash__(self) -> int: ...
     def __int__(self) -> int: ...
 
-_Mount = Union[tuple[_StrPath, _StrPath], tuple[_StrPath, _StrPath, Permission]]
+_Mount = Union[
+    tuple[_StrPath, _StrPath],
+    tuple[_StrPath, _StrPath, Permission],
+    tuple[_StrPath, _StrPath, Permission, bool],
+]
 
 class _Options(TypedDict, total=False):
     """The keyword options of Sandbox(...) and SandboxBuilder.configure(...)."""
@@ -86,9 +90,16 @@ class SandboxBuilder:
 
     def __init__(self) -> None: ...
     def mount(
-        self, host: _StrPath, sandbox: _StrPath, permission: Permission = Permission.ReadOnly
+        self,
+        host: _StrPath,
+        sandbox: _StrPath,
+        permission: Permission = Permission.ReadOnly,
+        follow_symlinks: bool = False,
     ) -> SandboxBuilder:
-        """Make `host` visible at the absolute sandbox path `sandbox`."""
+        """Make `host` visible at the absolute sandbox path `sandbox`.
+
+        A `host` that is or passes through a symlink (other than the system's own) makes build()
+        raise SymlinkedMountSourceError, unless `follow_symlinks` is true."""
     def working_dir(self, path: _StrPath) -> SandboxBuilder:
         """The working directory inside the sandbox (default /tmp)."""
     def env(self, key: str, value: str) -> SandboxBuilder:
@@ -296,6 +307,16 @@ class MountError(SandboxError):
     path: str
 
 class MountSourceMissingError(MountError): ...
+
+class SymlinkedMountSourceError(MountError):
+    link: str
+    target: str
+
+class MountSourceChangedError(SandboxError):
+    path: str
+    sandbox: str
+    reason: str
+
 class RelativeSandboxPathError(MountError): ...
 
 class InvalidSandboxPathError(MountError):

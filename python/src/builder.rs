@@ -66,6 +66,20 @@ fn with(
     slf
 }
 
+fn add_mount(
+    b: nanobox::SandboxBuilder,
+    host: PathBuf,
+    sandbox: PathBuf,
+    permission: Permission,
+    follow_symlinks: bool,
+) -> nanobox::SandboxBuilder {
+    if follow_symlinks {
+        b.mount_following_symlinks(host, sandbox, permission.into())
+    } else {
+        b.mount(host, sandbox, permission.into())
+    }
+}
+
 #[pymethods]
 impl SandboxBuilder {
     /// A builder with nanobox's defaults (same as `Sandbox.builder()`).
@@ -75,10 +89,21 @@ impl SandboxBuilder {
     }
 
     /// Make the host path `host` (file or directory) visible at the absolute path `sandbox`,
-    /// read-only unless `permission` is `Permission.ReadWrite`. Repeatable.
-    #[pyo3(signature = (host, sandbox, permission = Permission::ReadOnly))]
-    fn mount(slf: B<'_>, host: PathBuf, sandbox: PathBuf, permission: Permission) -> B<'_> {
-        with(slf, |b| b.mount(host, sandbox, permission.into()))
+    /// read-only unless `permission` is `Permission.ReadWrite`. Repeatable. A `host` that is or
+    /// passes through a symlink (other than the system's own, such as /bin -> usr/bin) makes
+    /// `build()` raise `SymlinkedMountSourceError`, unless `follow_symlinks=True` (for links whose
+    /// origin you know: they are followed once, at build).
+    #[pyo3(signature = (host, sandbox, permission = Permission::ReadOnly, follow_symlinks = false))]
+    fn mount(
+        slf: B<'_>,
+        host: PathBuf,
+        sandbox: PathBuf,
+        permission: Permission,
+        follow_symlinks: bool,
+    ) -> B<'_> {
+        with(slf, |b| {
+            add_mount(b, host, sandbox, permission, follow_symlinks)
+        })
     }
 
     /// The program's working directory inside the sandbox (default `/tmp`); `PWD` is set to it.
@@ -288,24 +313,25 @@ pub(crate) fn apply(
             "mounts" => {
                 for m in v.try_iter()? {
                     let m = m?;
-                    let t = m.cast::<PyTuple>().map_err(|_| {
-                        PyTypeError::new_err(
-                            "mounts: each mount is a tuple (host, sandbox[, permission])",
-                        )
-                    })?;
-                    let (host, sandbox, perm): (PathBuf, PathBuf, Permission) = match t.len() {
-                        2 => {
-                            let (h, s) = t.extract()?;
-                            (h, s, Permission::ReadOnly)
-                        }
-                        3 => t.extract()?,
-                        _ => {
-                            return Err(PyTypeError::new_err(
-                                "mounts: each mount is a tuple (host, sandbox[, permission])",
-                            ))
-                        }
-                    };
-                    b = b.mount(host, sandbox, perm.into());
+                    const SHAPE: &str = "mounts: each mount is a tuple \
+                                         (host, sandbox[, permission[, follow_symlinks]])";
+                    let t = m
+                        .cast::<PyTuple>()
+                        .map_err(|_| PyTypeError::new_err(SHAPE))?;
+                    let (host, sandbox, perm, follow): (PathBuf, PathBuf, Permission, bool) =
+                        match t.len() {
+                            2 => {
+                                let (h, s) = t.extract()?;
+                                (h, s, Permission::ReadOnly, false)
+                            }
+                            3 => {
+                                let (h, s, p) = t.extract()?;
+                                (h, s, p, false)
+                            }
+                            4 => t.extract()?,
+                            _ => return Err(PyTypeError::new_err(SHAPE)),
+                        };
+                    b = add_mount(b, host, sandbox, perm, follow);
                 }
                 b
             }

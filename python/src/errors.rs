@@ -26,6 +26,22 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     nanobox,
+    SymlinkedMountSourceError,
+    MountError,
+    "A mount's host path is or passes through a symlink (other than the system's own links). \
+     Attributes `link` (the symlink met) and `target` (what it points to). Pass the target, or \
+     mount with `follow_symlinks=True` if you know where the link came from."
+);
+pyo3::create_exception!(
+    nanobox,
+    MountSourceChangedError,
+    SandboxError,
+    "At a run, a mount's host path no longer names the directory or file opened when the sandbox \
+     was built (removed, renamed, replaced); nothing ran. Attributes `path`, `sandbox`, `reason`. \
+     Build the sandbox again."
+);
+pyo3::create_exception!(
+    nanobox,
     RelativeSandboxPathError,
     MountError,
     "A sandbox path (mount target, working directory) is not absolute."
@@ -105,6 +121,14 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<MountSourceMissingError>(),
     )?;
     m.add(
+        "SymlinkedMountSourceError",
+        py.get_type::<SymlinkedMountSourceError>(),
+    )?;
+    m.add(
+        "MountSourceChangedError",
+        py.get_type::<MountSourceChangedError>(),
+    )?;
+    m.add(
         "RelativeSandboxPathError",
         py.get_type::<RelativeSandboxPathError>(),
     )?;
@@ -163,6 +187,36 @@ pub(crate) fn to_py(py: Python<'_>, err: nanobox::Error) -> PyErr {
         E::MountSourceMissing { path } => {
             let e = MountSourceMissingError::new_err(msg);
             set(py, &e, &[("path", &path.to_string_lossy())]);
+            e
+        }
+        E::SymlinkedMountSource { path, link, target } => {
+            let e = SymlinkedMountSourceError::new_err(msg);
+            set(
+                py,
+                &e,
+                &[
+                    ("path", &path.to_string_lossy()),
+                    ("link", &link.to_string_lossy()),
+                    ("target", &target.to_string_lossy()),
+                ],
+            );
+            e
+        }
+        E::MountSourceChanged {
+            path,
+            sandbox,
+            reason,
+        } => {
+            let e = MountSourceChangedError::new_err(msg);
+            set(
+                py,
+                &e,
+                &[
+                    ("path", &path.to_string_lossy()),
+                    ("sandbox", &sandbox.to_string_lossy()),
+                    ("reason", reason),
+                ],
+            );
             e
         }
         E::RelativeSandboxPath { path } => {

@@ -175,3 +175,44 @@ def test_allowlist_refuses_host_loopback_without_map_host(origin):
     assert r.stdout.strip() == "403", r.stderr
     assert [(e.host, e.allowed) for e in r.network] == [("localhost", False)]
     assert "loopback" in r.network[0].reason
+
+
+def test_a_symlinked_mount_source_is_refused_unless_follow_symlinks(tmp_path):
+    # A previous stage (or an archive) left `inputs -> /etc` where the next stage reads its input.
+    (tmp_path / "inputs").symlink_to("/etc")
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "f").write_text("target")
+    (tmp_path / "trusted").symlink_to(real)
+
+    with pytest.raises(nanobox.SymlinkedMountSourceError) as e:
+        Sandbox.builder().mount(tmp_path / "inputs", "/inputs").build()
+    assert isinstance(e.value, nanobox.MountError)
+    assert e.value.path == str(tmp_path / "inputs")
+    assert e.value.link == str(tmp_path / "inputs")
+    assert e.value.target == "/etc"
+    assert f"{tmp_path / 'inputs'} -> /etc" in str(e.value)
+    with pytest.raises(nanobox.SymlinkedMountSourceError):
+        Sandbox(mounts=[(tmp_path / "inputs", "/inputs", nanobox.Permission.ReadOnly)])
+
+    # The opt-in follows a link whose origin the caller knows, in both spellings.
+    sb = Sandbox.builder().mount(tmp_path / "trusted", "/in", follow_symlinks=True).build()
+    assert sb.run("cat", ["/in/f"]).stdout == "target"
+    sb = Sandbox(mounts=[(tmp_path / "trusted", "/in", nanobox.Permission.ReadOnly, True)])
+    assert sb.run("cat", ["/in/f"]).stdout == "target"
+    with pytest.raises(TypeError):
+        Sandbox(mounts=[(tmp_path, "/in", nanobox.Permission.ReadOnly, True, 5)])
+
+
+def test_a_mount_source_replaced_between_runs_fails_the_run(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    sb = Sandbox(mounts=[(out, "/out", nanobox.Permission.ReadWrite)])
+    assert sb.run("sh", ["-c", "echo 1 > /out/first"]).outcome == "exited"
+    out.rename(tmp_path / "out.old")
+    out.mkdir()
+    with pytest.raises(nanobox.MountSourceChangedError) as e:
+        sb.run("sh", ["-c", "echo 2 > /out/second"])
+    assert e.value.path == str(out) and e.value.sandbox == "/out"
+    assert list(out.iterdir()) == []

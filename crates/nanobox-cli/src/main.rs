@@ -61,6 +61,10 @@ VALUES:
             a host path and where it appears in the sandbox (an absolute path). Without SANDBOX it
             appears at the same path (a relative HOST at its absolute path). Write a ':' that is
             part of a path as '\\:' and a '\\' just before a separating ':' as '\\\\'.
+            HOST is mounted exactly as named: if it is or passes through a symlink (other than the
+            system's own, such as /bin -> usr/bin), nothing runs (exit status 125) and the message
+            names the link and its target. Name the target instead, or use --ro-follow/--rw-follow
+            for a link you trust. A run also fails if HOST was removed or replaced since it started.
 
 OUTPUT:
   Without --json the program's stdout and stderr are passed through as they are produced, with no
@@ -131,6 +135,16 @@ struct RunArgs {
     #[arg(long = "rw", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
           value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
     rw: Vec<MountSpec>,
+
+    /// Like --ro, but follow symlinks in HOST (once, at start); only for links you trust; repeatable
+    #[arg(long = "ro-follow", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
+    ro_follow: Vec<MountSpec>,
+
+    /// Like --rw, but follow symlinks in HOST (once, at start); only for links you trust; repeatable
+    #[arg(long = "rw-follow", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
+    rw_follow: Vec<MountSpec>,
 
     /// Working directory inside the sandbox (default: /tmp); PWD is set to it
     #[arg(long, value_name = "PATH", help_heading = "Filesystem",
@@ -355,9 +369,19 @@ fn run(args: RunArgs) -> ExitCode {
     let mounts = args
         .ro
         .iter()
-        .map(|m| (m, Permission::ReadOnly))
-        .chain(args.rw.iter().map(|m| (m, Permission::ReadWrite)));
-    for (spec, permission) in mounts {
+        .map(|m| (m, Permission::ReadOnly, false))
+        .chain(args.rw.iter().map(|m| (m, Permission::ReadWrite, false)))
+        .chain(
+            args.ro_follow
+                .iter()
+                .map(|m| (m, Permission::ReadOnly, true)),
+        )
+        .chain(
+            args.rw_follow
+                .iter()
+                .map(|m| (m, Permission::ReadWrite, true)),
+        );
+    for (spec, permission, follow) in mounts {
         let target = match spec.target() {
             Ok(t) => t,
             Err(e) => {
@@ -368,7 +392,11 @@ fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::from(EXIT_SETUP);
             }
         };
-        builder = builder.mount(&spec.host, target, permission);
+        builder = if follow {
+            builder.mount_following_symlinks(&spec.host, target, permission)
+        } else {
+            builder.mount(&spec.host, target, permission)
+        };
     }
     if let Some(dir) = &args.workdir {
         builder = builder.working_dir(dir);

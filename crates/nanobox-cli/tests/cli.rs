@@ -556,6 +556,48 @@ fn missing_mount_source_is_a_setup_error_125_naming_the_path() {
 }
 
 #[test]
+fn a_symlinked_mount_source_is_refused_with_125_naming_the_link_unless_followed() {
+    let dir = TempDir::new("symlinked");
+    std::fs::create_dir(dir.join("real")).unwrap();
+    std::fs::write(dir.join("real/f"), "target\n").unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("inputs")).unwrap();
+    std::os::unix::fs::symlink(dir.join("real"), dir.join("trusted")).unwrap();
+    let inputs = format!("{}:/inputs", dir.join("inputs").display());
+    let o = run(&["run", "--ro", &inputs, "--", "cat", "/inputs/passwd"]);
+    assert_code(&o, 125);
+    assert_eq!(stdout(&o), "", "nothing ran");
+    let e = stderr(&o);
+    assert!(e.starts_with("nanobox: "), "{e}");
+    assert!(
+        e.contains(&format!("{} -> /etc", dir.join("inputs").display())),
+        "{e}"
+    );
+    assert!(e.contains("--ro-follow"), "{e}");
+    let o = run(&["run", "--rw", &inputs, "--", "true"]);
+    assert_code(&o, 125);
+
+    // The explicit opt-in mounts the link's target.
+    let trusted = format!("{}:/in", dir.join("trusted").display());
+    let o = run(&["run", "--ro-follow", &trusted, "--", "cat", "/in/f"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "target\n");
+    let o = run(&[
+        "run",
+        "--rw-follow",
+        &trusted,
+        "--",
+        "sh",
+        "-c",
+        "echo made > /in/g",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("real/g")).unwrap(),
+        "made\n"
+    );
+}
+
+#[test]
 fn ro_mount_is_readable_and_not_writable() {
     let dir = TempDir::new("ro");
     std::fs::write(dir.join("f"), "original\n").unwrap();
@@ -865,6 +907,8 @@ fn version_and_help() {
     for needle in [
         "EXAMPLES",
         "--max-output",
+        "--ro-follow",
+        "--rw-follow",
         "137",
         "124",
         "125",

@@ -15,6 +15,28 @@ pub enum Error {
         /// The host path as given.
         path: PathBuf,
     },
+    /// A mount's host path is, or passes through, a symlink (other than the operating system's
+    /// own links); nothing was built.
+    #[error("mount source {path} passes through the symlink {link} -> {target}: nanobox mounts exactly the path named. Pass the link's target (a path without symlinks) instead, or, if you know where the link came from, mount it with mount_following_symlinks (CLI: --ro-follow/--rw-follow)")]
+    SymlinkedMountSource {
+        /// The host path as given.
+        path: PathBuf,
+        /// The symlink met on the way (absolute).
+        link: PathBuf,
+        /// What the symlink points to, as stored in the link.
+        target: PathBuf,
+    },
+    /// At a run, a mount's host path no longer names the directory (or file) that was opened when
+    /// the sandbox was built; nothing was run.
+    #[error("mount source {path} (at {sandbox} in the sandbox) no longer names the directory or file held since the sandbox was built: {reason}. Nothing was run; build the sandbox again to mount what the path names now")]
+    MountSourceChanged {
+        /// The host path as given.
+        path: PathBuf,
+        /// Where it was to appear in the sandbox.
+        sandbox: PathBuf,
+        /// What the path is now (removed, renamed, replaced, a symlink).
+        reason: String,
+    },
     /// A sandbox path (mount target, working directory) is not absolute.
     #[error("sandbox path {path} is relative: paths inside the sandbox must start with '/'")]
     RelativeSandboxPath {

@@ -23,7 +23,10 @@ pub enum Permission {
 pub struct Mount {
     /// The host path as given to the builder.
     pub host: PathBuf,
-    /// The host path with every symlink resolved when the sandbox was built.
+    /// The host path resolved when the sandbox was built: absolute, without `.`, `..` or any
+    /// symlink. Without [`Mount::follow_symlinks`] it is the path named, where only the
+    /// operating system's own links (merged-/usr `/bin`, `/lib`, ...; `/var/run`) were replaced by
+    /// their targets.
     pub host_canonical: PathBuf,
     /// Where it appears inside the sandbox (absolute, normalised).
     pub sandbox: PathBuf,
@@ -31,6 +34,9 @@ pub struct Mount {
     pub permission: Permission,
     /// Whether the host path is a directory (else a file).
     pub is_dir: bool,
+    /// Added with [`SandboxBuilder::mount_following_symlinks`]: symlinks in the host path were
+    /// followed when the sandbox was built, instead of being refused.
+    pub follow_symlinks: bool,
 }
 
 /// What the program reads on its standard input.
@@ -209,7 +215,8 @@ pub(crate) struct ResourceLimits {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SandboxBuilder {
-    mounts: Vec<(PathBuf, PathBuf, Permission)>,
+    /// Host path, sandbox path, permission, whether symlinks in the host path may be followed.
+    mounts: Vec<(PathBuf, PathBuf, Permission, bool)>,
     working_dir: Option<PathBuf>,
     env: BTreeMap<String, String>,
     stdin: Stdin,
@@ -246,6 +253,18 @@ impl Default for SandboxBuilder {
 
 impl SandboxBuilder {
     /// Make the host path `host` visible at `sandbox` (an absolute path inside the sandbox).
+    ///
+    /// The mount is exactly the path named: a relative `host` is taken from the caller's working
+    /// directory, and if `host` is or passes through a symlink, `build()` fails with
+    /// [`Error::SymlinkedMountSource`], naming the link and its target (a link that an earlier run,
+    /// an archive or another user planted would otherwise redirect the mount anywhere). Only the
+    /// operating system's own links are passed through: on Linux the merged-/usr links (`/bin`,
+    /// `/sbin`, `/lib`, `/lib32`, `/lib64`, `/libx32`), `/var/run` and `/var/lock`; on macOS
+    /// `/tmp`, `/var` and `/etc`; each only where it is owned by root and points where the system
+    /// puts it. To follow links you trust, use [`SandboxBuilder::mount_following_symlinks`].
+    ///
+    /// The directory (or file) is opened when the sandbox is built, and every run mounts that one;
+    /// a run fails with [`Error::MountSourceChanged`] if the path no longer names it.
     pub fn mount(
         mut self,
         host: impl AsRef<Path>,
@@ -256,6 +275,25 @@ impl SandboxBuilder {
             host.as_ref().to_path_buf(),
             sandbox.as_ref().to_path_buf(),
             permission,
+            false,
+        ));
+        self
+    }
+
+    /// [`SandboxBuilder::mount`], but symlinks in `host` are followed, once, when the sandbox is
+    /// built: the mount is whatever the path resolves to then. Only for links whose origin you
+    /// know (not ones in a directory an earlier run, an archive or another user could write).
+    pub fn mount_following_symlinks(
+        mut self,
+        host: impl AsRef<Path>,
+        sandbox: impl AsRef<Path>,
+        permission: Permission,
+    ) -> Self {
+        self.mounts.push((
+            host.as_ref().to_path_buf(),
+            sandbox.as_ref().to_path_buf(),
+            permission,
+            true,
         ));
         self
     }
@@ -454,7 +492,7 @@ impl SandboxBuilder {
 
     pub(crate) fn validate(self) -> Result<Policy> {
         let mut mounts: Vec<Mount> = Vec::new();
-        for (host, sandbox, permission) in self.mounts {
+        for (host, sandbox, permission, follow_symlinks) in self.mounts {
             let target = normalize_sandbox_path(&sandbox)?;
             if target == Path::new("/") {
                 return Err(Error::ReservedPath {
@@ -474,27 +512,14 @@ impl SandboxBuilder {
             if mounts.iter().any(|m| m.sandbox == target) {
                 return Err(Error::DuplicateMount { path: target });
             }
-            let meta = match std::fs::metadata(&host) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::MountSourceMissing { path: host })
-                }
-                Err(e) => {
-                    return Err(Error::io(
-                        format!("cannot inspect mount source {}", host.display()),
-                        e,
-                    ))
-                }
-            };
-            let host_canonical = std::fs::canonicalize(&host).map_err(|e| {
-                Error::io(format!("cannot resolve mount source {}", host.display()), e)
-            })?;
+            let (host_canonical, meta) = resolve_mount_source(&host, follow_symlinks)?;
             mounts.push(Mount {
                 host,
                 host_canonical,
                 sandbox: target,
                 permission,
                 is_dir: meta.is_dir(),
+                follow_symlinks,
             });
         }
         // Parents before children, so that a nested mount lands on top of its parent.
@@ -686,6 +711,207 @@ fn upstream_from_env(var: impl Fn(&str) -> Option<String>) -> Option<String> {
         .find_map(|k| var(k).filter(|v| !v.is_empty()))
 }
 
+/// A symlink of the operating system's own layout: its path, and the targets the system gives it.
+pub(crate) type SystemLink = (&'static str, &'static [&'static str]);
+
+/// Linux: the merged-/usr links and the /var compatibility links.
+#[cfg_attr(not(any(all(unix, not(target_os = "macos")), test)), allow(dead_code))]
+pub(crate) const LINUX_SYSTEM_LINKS: &[SystemLink] = &[
+    ("/bin", &["usr/bin", "/usr/bin"]),
+    ("/sbin", &["usr/sbin", "/usr/sbin"]),
+    ("/lib", &["usr/lib", "/usr/lib"]),
+    ("/lib32", &["usr/lib32", "/usr/lib32"]),
+    ("/lib64", &["usr/lib64", "/usr/lib64"]),
+    ("/libx32", &["usr/libx32", "/usr/libx32"]),
+    ("/var/run", &["/run", "../run"]),
+    ("/var/lock", &["/run/lock", "../run/lock"]),
+];
+
+/// macOS: the firmlinks-era links into /private.
+#[cfg_attr(not(any(target_os = "macos", test)), allow(dead_code))]
+pub(crate) const MACOS_SYSTEM_LINKS: &[SystemLink] = &[
+    ("/tmp", &["private/tmp", "/private/tmp"]),
+    ("/var", &["private/var", "/private/var"]),
+    ("/etc", &["private/etc", "/private/etc"]),
+];
+
+/// The links a mount source may pass through on this platform.
+#[cfg(target_os = "macos")]
+const SYSTEM_LINKS: &[SystemLink] = MACOS_SYSTEM_LINKS;
+#[cfg(all(unix, not(target_os = "macos")))]
+const SYSTEM_LINKS: &[SystemLink] = LINUX_SYSTEM_LINKS;
+#[cfg(not(unix))]
+const SYSTEM_LINKS: &[SystemLink] = &[];
+
+/// Whether the symlink at `link`, owned by `owner` and pointing to `target`, is the system's own
+/// link of `table`: the path, the owner (root) and the target must all be the system's.
+pub(crate) fn is_system_link(
+    table: &[SystemLink],
+    link: &Path,
+    target: &Path,
+    owner: Option<u32>,
+) -> bool {
+    owner == Some(0)
+        && table.iter().any(|(path, targets)| {
+            Path::new(path) == link && targets.iter().any(|t| Path::new(t) == target)
+        })
+}
+
+/// Why [`walk_no_symlinks`] stopped.
+#[derive(Debug)]
+pub(crate) enum WalkError {
+    /// A component could not be inspected (missing, not a directory, no permission).
+    Io(std::io::Error),
+    /// A component is a symlink that is not one of the system's.
+    Link { link: PathBuf, target: PathBuf },
+}
+
+/// One component of a path still to walk, owned.
+enum Part {
+    Prefix(OsString),
+    Root,
+    Up,
+    Name(OsString),
+}
+
+fn parts(p: &Path) -> Vec<Part> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Prefix(x) => Some(Part::Prefix(x.as_os_str().to_owned())),
+            Component::RootDir => Some(Part::Root),
+            Component::CurDir => None,
+            Component::ParentDir => Some(Part::Up),
+            Component::Normal(n) => Some(Part::Name(n.to_owned())),
+        })
+        .collect()
+}
+
+/// Resolve the absolute `path` component by component without following any symlink but the
+/// system's own links of `table`, which are replaced by their targets (walked in turn). `..`
+/// drops the last component: sound, since what was resolved so far contains no symlink. The
+/// result is absolute and contains no `.`, `..` or symlink.
+pub(crate) fn walk_no_symlinks(path: &Path, table: &[SystemLink]) -> Result<PathBuf, WalkError> {
+    let mut out = PathBuf::new();
+    let mut todo = parts(path);
+    todo.reverse();
+    // The resolved prefix is a directory (else nothing may follow it).
+    let mut is_dir = true;
+    // System links replaced so far; the table has no chains, so a few is plenty.
+    let mut replaced = 0;
+    let not_dir = |p: &Path| {
+        WalkError::Io(std::io::Error::other(format!(
+            "{} is not a directory",
+            p.display()
+        )))
+    };
+    while let Some(part) = todo.pop() {
+        match part {
+            Part::Prefix(x) => {
+                out = PathBuf::from(x);
+                is_dir = true;
+            }
+            Part::Root => {
+                let prefix: PathBuf = out
+                    .components()
+                    .take_while(|c| matches!(c, Component::Prefix(_)))
+                    .collect();
+                out = prefix;
+                out.push(std::path::MAIN_SEPARATOR_STR);
+                is_dir = true;
+            }
+            Part::Up => {
+                if !is_dir {
+                    return Err(not_dir(&out));
+                }
+                out.pop();
+            }
+            Part::Name(n) => {
+                if !is_dir {
+                    return Err(not_dir(&out));
+                }
+                out.push(n);
+                let meta = std::fs::symlink_metadata(&out).map_err(WalkError::Io)?;
+                if meta.file_type().is_symlink() {
+                    let target = std::fs::read_link(&out).map_err(WalkError::Io)?;
+                    if replaced < 8 && is_system_link(table, &out, &target, owner(&meta)) {
+                        replaced += 1;
+                        out.pop();
+                        todo.extend(parts(&target).into_iter().rev());
+                        continue;
+                    }
+                    return Err(WalkError::Link { link: out, target });
+                }
+                is_dir = meta.is_dir();
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn owner(meta: &std::fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    Some(meta.uid())
+}
+
+#[cfg(not(unix))]
+fn owner(_: &std::fs::Metadata) -> Option<u32> {
+    None
+}
+
+/// A mount's host path resolved for [`Mount::host_canonical`], and what it is. Without
+/// `follow_symlinks`, a symlink on the way is refused (but the system's own); with it, every
+/// symlink is followed (the path is canonicalised).
+fn resolve_mount_source(
+    host: &Path,
+    follow_symlinks: bool,
+) -> Result<(PathBuf, std::fs::Metadata)> {
+    let missing = || Error::MountSourceMissing {
+        path: host.to_path_buf(),
+    };
+    let inspect = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            missing()
+        } else {
+            Error::io(format!("cannot inspect mount source {}", host.display()), e)
+        }
+    };
+    if host.as_os_str().is_empty() {
+        return Err(missing());
+    }
+    if follow_symlinks {
+        let meta = std::fs::metadata(host).map_err(inspect)?;
+        let canonical = std::fs::canonicalize(host)
+            .map_err(|e| Error::io(format!("cannot resolve mount source {}", host.display()), e))?;
+        return Ok((canonical, meta));
+    }
+    // getcwd's answer contains no symlink; the walk checks it anyway.
+    let absolute = if host.is_absolute() {
+        host.to_path_buf()
+    } else {
+        let cwd = std::env::current_dir().map_err(|e| {
+            Error::io(
+                format!(
+                    "reading the working directory to resolve the relative mount source {}",
+                    host.display()
+                ),
+                e,
+            )
+        })?;
+        cwd.join(host)
+    };
+    let resolved = walk_no_symlinks(&absolute, SYSTEM_LINKS).map_err(|w| match w {
+        WalkError::Io(e) => inspect(e),
+        WalkError::Link { link, target } => Error::SymlinkedMountSource {
+            path: host.to_path_buf(),
+            link,
+            target,
+        },
+    })?;
+    let meta = std::fs::symlink_metadata(&resolved).map_err(inspect)?;
+    Ok((resolved, meta))
+}
+
 /// An absolute sandbox path with `.` and duplicate slashes removed; `..` is refused.
 pub(crate) fn normalize_sandbox_path(p: &Path) -> Result<PathBuf> {
     if !p.is_absolute() {
@@ -817,6 +1043,225 @@ mod tests {
             .unwrap_err();
         assert!(matches!(&e, Error::DuplicateMount { path } if path == Path::new("/data")));
         assert!(e.to_string().contains("/data"));
+    }
+
+    #[test]
+    fn both_system_link_tables_accept_only_root_owned_links_to_their_targets() {
+        let ok = |t: &[SystemLink], l: &str, to: &str, uid: u32| {
+            is_system_link(t, Path::new(l), Path::new(to), Some(uid))
+        };
+        for (link, to) in [
+            ("/bin", "usr/bin"),
+            ("/bin", "/usr/bin"),
+            ("/sbin", "usr/sbin"),
+            ("/lib", "usr/lib"),
+            ("/lib", "/usr/lib/"),
+            ("/lib32", "usr/lib32"),
+            ("/lib64", "usr/lib64"),
+            ("/libx32", "/usr/libx32"),
+            ("/var/run", "/run"),
+            ("/var/run", "../run"),
+            ("/var/lock", "/run/lock"),
+            ("/var/lock", "../run/lock"),
+        ] {
+            assert!(ok(LINUX_SYSTEM_LINKS, link, to, 0), "{link} -> {to}");
+            assert!(
+                !ok(LINUX_SYSTEM_LINKS, link, to, 1000),
+                "{link} owned by a user"
+            );
+            assert!(
+                !ok(MACOS_SYSTEM_LINKS, link, to, 0),
+                "{link} is not macOS's"
+            );
+        }
+        for (link, to) in [
+            ("/tmp", "private/tmp"),
+            ("/tmp", "/private/tmp"),
+            ("/var", "private/var"),
+            ("/etc", "/private/etc"),
+        ] {
+            assert!(ok(MACOS_SYSTEM_LINKS, link, to, 0), "{link} -> {to}");
+            assert!(
+                !ok(MACOS_SYSTEM_LINKS, link, to, 501),
+                "{link} owned by a user"
+            );
+            assert!(
+                !ok(LINUX_SYSTEM_LINKS, link, to, 0),
+                "{link} is not Linux's"
+            );
+        }
+        // The right link pointing elsewhere, a look-alike path, or an unknown owner is refused.
+        assert!(!ok(LINUX_SYSTEM_LINKS, "/bin", "/etc", 0));
+        assert!(!ok(LINUX_SYSTEM_LINKS, "/lib", "usr/lib/../../etc", 0));
+        assert!(!ok(LINUX_SYSTEM_LINKS, "/var/run", "/etc", 0));
+        assert!(!ok(LINUX_SYSTEM_LINKS, "/usr/bin", "usr/bin", 0));
+        assert!(!ok(LINUX_SYSTEM_LINKS, "/tmp/bin", "usr/bin", 0));
+        assert!(!ok(MACOS_SYSTEM_LINKS, "/etc", "private/etc/../..", 0));
+        assert!(!is_system_link(
+            LINUX_SYSTEM_LINKS,
+            Path::new("/bin"),
+            Path::new("usr/bin"),
+            None
+        ));
+    }
+
+    /// A fresh directory for one test, removed at the end by the caller.
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("nb-walk-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("real/sub")).unwrap();
+        std::fs::write(d.join("real/file"), "x").unwrap();
+        d
+    }
+
+    fn link_of(r: Result<PathBuf, WalkError>) -> (PathBuf, PathBuf) {
+        match r {
+            Err(WalkError::Link { link, target }) => (link, target),
+            other => panic!("a refused symlink expected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_walk_refuses_every_symlink_on_the_way() {
+        use std::os::unix::fs::symlink;
+        let d = scratch("refuse");
+        symlink("/etc", d.join("abs")).unwrap();
+        symlink("real", d.join("rel")).unwrap();
+        symlink("real/file", d.join("tofile")).unwrap();
+        symlink("loop2", d.join("loop1")).unwrap();
+        symlink("loop1", d.join("loop2")).unwrap();
+        symlink(d.join("real/sub"), d.join("real/up")).unwrap();
+        let w = |p: &str| walk_no_symlinks(&d.join(p), LINUX_SYSTEM_LINKS);
+
+        // Plain paths, `.` and `..` resolve lexically over what is known to be symlink-free.
+        assert_eq!(w("real/./sub").unwrap(), d.join("real/sub"));
+        assert_eq!(w("real/sub/..").unwrap(), d.join("real"));
+        assert_eq!(w("real/sub/../../real/file").unwrap(), d.join("real/file"));
+        assert!(matches!(w("real/file/.."), Err(WalkError::Io(_))));
+        assert!(matches!(w("real/file/x"), Err(WalkError::Io(_))));
+        assert!(
+            matches!(w("real/missing"), Err(WalkError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound)
+        );
+
+        assert_eq!(link_of(w("abs")), (d.join("abs"), PathBuf::from("/etc")));
+        assert_eq!(
+            link_of(w("abs/ssl")),
+            (d.join("abs"), PathBuf::from("/etc"))
+        );
+        assert_eq!(link_of(w("rel")), (d.join("rel"), PathBuf::from("real")));
+        assert_eq!(
+            link_of(w("rel/sub")),
+            (d.join("rel"), PathBuf::from("real"))
+        );
+        assert_eq!(
+            link_of(w("tofile")),
+            (d.join("tofile"), PathBuf::from("real/file"))
+        );
+        assert_eq!(link_of(w("abs/..")), (d.join("abs"), PathBuf::from("/etc")));
+        assert_eq!(
+            link_of(w("loop1")),
+            (d.join("loop1"), PathBuf::from("loop2"))
+        );
+        assert_eq!(link_of(w("real/up/..")).0, d.join("real/up"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_walk_replaces_only_root_owned_table_links() {
+        use std::os::unix::fs::symlink;
+        let d = scratch("table");
+        symlink("real", d.join("sys")).unwrap();
+        let link = d.join("sys");
+        let link_s: &'static str = Box::leak(link.to_string_lossy().into_owned().into_boxed_str());
+        let table: &[SystemLink] = &[(link_s, &["real"])];
+        let r = walk_no_symlinks(&d.join("sys/sub/../file"), table);
+        if creates_root_owned_files() {
+            // Owned by root (this process), pointing where the table says: replaced and walked on.
+            assert_eq!(r.unwrap(), d.join("real/file"));
+        } else {
+            assert_eq!(link_of(r).0, link);
+        }
+        // The same link with a target the table does not name is refused, whoever owns it.
+        let other: &[SystemLink] = &[(link_s, &["/real"])];
+        assert_eq!(link_of(walk_no_symlinks(&d.join("sys"), other)).0, link);
+        std::fs::remove_dir_all(&d).unwrap();
+
+        // This host's own links (merged /usr: /lib -> usr/lib) pass.
+        let lib = Path::new("/lib");
+        if std::fs::symlink_metadata(lib).is_ok_and(|m| m.file_type().is_symlink()) {
+            // `..` after a replaced link leaves its target, as the kernel does.
+            let r = walk_no_symlinks(Path::new("/lib/../bin"), LINUX_SYSTEM_LINKS).unwrap();
+            assert_eq!(r, Path::new("/usr/bin"));
+        }
+    }
+
+    fn creates_root_owned_files() -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let probe = std::env::temp_dir().join(format!("nb-walk-uid-{}", std::process::id()));
+        std::fs::write(&probe, "").unwrap();
+        let root = std::fs::metadata(&probe).unwrap().uid() == 0;
+        std::fs::remove_file(&probe).unwrap();
+        root
+    }
+
+    #[test]
+    fn a_symlinked_mount_source_is_refused_unless_followed_explicitly() {
+        use std::os::unix::fs::symlink;
+        let d = scratch("validate");
+        symlink(d.join("real"), d.join("link")).unwrap();
+        let e = SandboxBuilder::default()
+            .mount(d.join("link/sub"), "/in", Permission::ReadOnly)
+            .validate()
+            .unwrap_err();
+        match &e {
+            Error::SymlinkedMountSource { path, link, target } => {
+                assert_eq!(path, &d.join("link/sub"));
+                assert_eq!(link, &d.join("link"));
+                assert_eq!(target, &d.join("real"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let msg = e.to_string();
+        assert!(msg.contains(&*d.join("link").to_string_lossy()), "{msg}");
+        assert!(msg.contains("mount_following_symlinks"), "{msg}");
+
+        let p = SandboxBuilder::default()
+            .mount_following_symlinks(d.join("link/sub"), "/in", Permission::ReadOnly)
+            .mount(d.join("real"), "/plain", Permission::ReadOnly)
+            .validate()
+            .unwrap();
+        let m = p
+            .mounts
+            .iter()
+            .find(|m| m.sandbox == Path::new("/in"))
+            .unwrap();
+        assert!(m.follow_symlinks && m.is_dir);
+        assert_eq!(
+            m.host_canonical,
+            std::fs::canonicalize(d.join("real/sub")).unwrap()
+        );
+        let m = p
+            .mounts
+            .iter()
+            .find(|m| m.sandbox == Path::new("/plain"))
+            .unwrap();
+        assert!(!m.follow_symlinks);
+        assert_eq!(m.host_canonical, d.join("real"));
+
+        // A missing path stays MountSourceMissing, also behind a dangling link when followed.
+        symlink(d.join("gone"), d.join("dangling")).unwrap();
+        let e = SandboxBuilder::default()
+            .mount_following_symlinks(d.join("dangling"), "/in", Permission::ReadOnly)
+            .validate()
+            .unwrap_err();
+        assert!(matches!(e, Error::MountSourceMissing { .. }), "{e:?}");
+        assert!(matches!(
+            SandboxBuilder::default()
+                .mount("", "/in", Permission::ReadOnly)
+                .validate(),
+            Err(Error::MountSourceMissing { .. })
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

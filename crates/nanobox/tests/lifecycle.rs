@@ -397,7 +397,7 @@ fn mount_source_swapped_for_a_symlink_is_refused() {
     std::fs::remove_dir(d.join("src")).unwrap();
     std::os::unix::fs::symlink("/etc", d.join("src")).unwrap();
     let e = sb.run("ls", &["/in"]).unwrap_err();
-    assert!(matches!(e, Error::Setup { .. }), "{e}");
+    assert!(matches!(e, Error::MountSourceChanged { .. }), "{e}");
 }
 
 #[test]

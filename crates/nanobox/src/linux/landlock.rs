@@ -30,8 +30,8 @@ use landlock::{
     Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreatedAttr, Scope, ABI,
 };
-use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
 
+use super::sys::open_no_symlinks as open_beneath;
 use crate::error::{Error, Result};
 use crate::policy::{Permission, Policy};
 
@@ -97,16 +97,6 @@ impl std::fmt::Debug for Layer {
             .field("host_rules", &self.host_rules.len())
             .finish_non_exhaustive()
     }
-}
-
-fn open_beneath(path: &Path) -> std::io::Result<OwnedFd> {
-    Ok(rustix::fs::openat2(
-        CWD,
-        path.as_os_str(),
-        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )?)
 }
 
 /// Where the rules point: a host path and the rights beneath it.

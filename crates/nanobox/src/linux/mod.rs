@@ -18,15 +18,15 @@ mod userns;
 
 use std::ffi::{c_char, CString, OsStr, OsString};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+use rustix::fs::{Mode, OFlags};
 
 use crate::error::{Error, Result};
-use crate::policy::{Policy, Stdin};
+use crate::policy::{Mount, Policy, Stdin};
 
 pub(crate) use probe::probe;
 
@@ -39,6 +39,8 @@ pub(crate) use process::{collect, OutputPipe, Process};
 /// What a built sandbox keeps for its runs: the plan and every string, made once.
 pub(crate) struct Prepared {
     plan: Vec<plan::Op>,
+    /// Each user mount's source, opened at build (in the order of `policy.mounts`).
+    held: Vec<HeldSource>,
     mode: plan::MountMode,
     maps: userns::IdMaps,
     /// Root callers: maps 0 to the sandbox's host uid, for the user's mounts.
@@ -116,13 +118,17 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
             option: "seccomp",
             reason,
         })?;
+    let held = hold_sources(policy)?;
     let layout = plan::HostLayout::read(etc == plan::EtcMode::Masked);
-    let plan = plan::build(policy, &layout, mode, etc);
+    let mut plan = plan::build(policy, &layout, mode, etc);
+    let ids: Vec<sys::HostId> = held.iter().map(|h| h.id).collect();
+    plan::hold_user_mounts(&mut plan, policy, &ids);
     let landlock = landlock::Layer::prepare(policy, &layout.dirs)?;
     let workdir = userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?;
     let (env, path_dirs) = env_strings(policy)?;
     let mut prep = Prepared {
         plan,
+        held,
         mode,
         maps: userns::IdMaps::for_caller(),
         idmap_userns,
@@ -153,6 +159,94 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
         .map(|n| n.parse::<u32>().unwrap_or(0));
     let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (a, b) >= (major, minor)
+}
+
+/// A mount source opened once, when the sandbox was built: the file every run mounts. Holding it
+/// keeps its inode allocated, so its (st_dev, st_ino) names it alone for as long as it is held.
+struct HeldSource {
+    fd: OwnedFd,
+    id: sys::HostId,
+}
+
+/// Open every mount source without following a symlink (`host_canonical` has none) and keep it.
+fn hold_sources(policy: &Policy) -> Result<Vec<HeldSource>> {
+    policy
+        .mounts
+        .iter()
+        .map(|m| {
+            let step = || {
+                format!(
+                    "opening the mount source {} ({}) without following symlinks",
+                    m.host.display(),
+                    m.host_canonical.display()
+                )
+            };
+            let fd = sys::open_no_symlinks(&m.host_canonical).map_err(|e| Error::Setup {
+                step: step(),
+                source: e,
+            })?;
+            let st = rustix::fs::fstat(&fd).map_err(|e| Error::Setup {
+                step: step(),
+                source: e.into(),
+            })?;
+            // O_PATH|O_NOFOLLOW opens a trailing symlink itself: one that took the place of the
+            // source since it was checked is not held.
+            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                return Err(Error::Setup {
+                    step: step(),
+                    source: io::Error::from_raw_os_error(libc::ELOOP),
+                });
+            }
+            Ok(HeldSource {
+                fd,
+                id: (st.st_dev, st.st_ino),
+            })
+        })
+        .collect()
+}
+
+/// A mount source's path that names another file than the one held.
+const REPLACED: &str = "it now names something else (the directory or file held was removed, \
+                        renamed, or replaced by another one or by a symlink)";
+
+/// What reopening a mount source's path without symlinks says about it, when that means the path
+/// no longer names the held file.
+fn change_reason(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::ESTALE => REPLACED,
+        libc::ENOENT => "it no longer exists (removed or renamed)",
+        libc::ELOOP => "it, or a directory on the way to it, is now a symlink",
+        libc::ENOTDIR => "a directory on the way to it is no longer a directory",
+        _ => return None,
+    })
+}
+
+fn source_changed(m: &Mount, reason: &str) -> Error {
+    Error::MountSourceChanged {
+        path: m.host.clone(),
+        sandbox: m.sandbox.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// Check in the caller that a mount's path still names its held source.
+fn check_held(m: &Mount, held: &HeldSource) -> Result<()> {
+    let now = sys::open_no_symlinks(&m.host_canonical)
+        .and_then(|fd| sys::file_id(fd.as_fd()).map_err(io::Error::from));
+    match now {
+        Ok(id) if id == held.id => Ok(()),
+        Ok(_) => Err(source_changed(m, REPLACED)),
+        Err(e) => match e.raw_os_error().and_then(change_reason) {
+            Some(reason) => Err(source_changed(m, reason)),
+            None => Err(Error::Setup {
+                step: format!(
+                    "opening the mount source {} again (no symlink may be followed)",
+                    m.host.display()
+                ),
+                source: e,
+            }),
+        },
+    }
 }
 
 /// The proxy's configuration for a policy with a network allowlist (validated at `build()`).
@@ -240,6 +334,7 @@ fn prepare_degraded(policy: &Policy, why: Error) -> Result<Prepared> {
     let (env, path_dirs) = env_strings(policy)?;
     let mut prep = Prepared {
         plan: Vec::new(),
+        held: hold_sources(policy)?,
         mode: plan::MountMode::InChild,
         maps: userns::IdMaps::for_caller(),
         idmap_userns: None,
@@ -339,15 +434,13 @@ fn plan_ro() -> u64 {
 /// A detached, idmapped copy of the mount tree at the host path `path` (no symlink followed),
 /// with the mount attributes `attr`.
 fn prepare_tree(path: &Path, attr: u64, userns_fd: &OwnedFd) -> io::Result<OwnedFd> {
-    let fd = rustix::fs::openat2(
-        CWD,
-        path.as_os_str(),
-        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )?;
+    idmapped_tree(&sys::open_no_symlinks(path)?, attr, userns_fd)
+}
+
+/// A detached, idmapped copy of the mount tree at the open descriptor `fd`.
+fn idmapped_tree(fd: &OwnedFd, attr: u64, userns_fd: &OwnedFd) -> io::Result<OwnedFd> {
     let tree = rustix::mount::open_tree(
-        &fd,
+        fd,
         c"",
         rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
             | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
@@ -370,10 +463,14 @@ fn prepare_tree(path: &Path, attr: u64, userns_fd: &OwnedFd) -> io::Result<Owned
 fn prepare_mounts(policy: &Policy, prep: &Prepared) -> Result<Vec<OwnedFd>> {
     let mut out = Vec::with_capacity(policy.mounts.len() + 1);
     if let Some(ns) = &prep.idmap_userns {
-        for m in &policy.mounts {
-            let tree = prepare_tree(&m.host_canonical, plan::user_mount_attr(m.permission), ns)
-                .map_err(|e| Error::Setup {
-                    step: format!(
+        for (m, held) in policy.mounts.iter().zip(&prep.held) {
+            // The tree is cloned from the descriptor held since build(), once the path is known
+            // to name it still (not a directory that took its place, nor a deleted one).
+            check_held(m, held)?;
+            let tree =
+                idmapped_tree(&held.fd, plan::user_mount_attr(m.permission), ns).map_err(|e| {
+                    Error::Setup {
+                        step: format!(
                         "preparing the mount of {} at {} (idmapped so that the sandbox user, host \
                          uid {}, can use the caller's files; the filesystem must support idmapped \
                          mounts: ext4, xfs, btrfs, tmpfs on Linux 6.3+, ...)",
@@ -381,7 +478,8 @@ fn prepare_mounts(policy: &Policy, prep: &Prepared) -> Result<Vec<OwnedFd>> {
                         m.sandbox.display(),
                         userns::ROOT_HOST_ID
                     ),
-                    source: e,
+                        source: e,
+                    }
                 })?;
             out.push(tree);
         }
@@ -469,6 +567,13 @@ pub(crate) fn spawn(
     for w in [&out_w, &err_w] {
         rustix::fs::fchmod(w, Mode::from_raw_mode(0o666))
             .map_err(|e| Error::io("opening the output pipes to the sandbox user", e.into()))?;
+    }
+    // The degraded mode mounts nothing: the program reaches the host paths themselves, and its
+    // Landlock rules hold the files opened at build(); a path that names another file now fails.
+    if prep.degraded.is_some() {
+        for (m, held) in policy.mounts.iter().zip(&prep.held) {
+            check_held(m, held)?;
+        }
     }
     let prepared_mounts = match prep.mode {
         plan::MountMode::Prepared => prepare_mounts(policy, prep)?,
@@ -666,14 +771,24 @@ pub(crate) fn spawn(
         let (kind, step, errno, _) = child::decode(&msg);
         let source = io::Error::from_raw_os_error(errno);
         let err = match kind {
-            child::REPORT_PLAN => Error::Setup {
-                step: prep
-                    .plan
-                    .get(step as usize)
-                    .map(|op| op.describe())
-                    .unwrap_or_else(|| format!("step {step}")),
-                source,
-            },
+            child::REPORT_PLAN => {
+                let op = prep.plan.get(step as usize);
+                // A user mount whose path no longer names the source held since build().
+                let changed = match op {
+                    Some(plan::Op::BindHost { held: Some(h), .. }) => policy
+                        .mounts
+                        .get(h.mount)
+                        .zip(change_reason(errno))
+                        .map(|(m, reason)| source_changed(m, reason)),
+                    _ => None,
+                };
+                changed.unwrap_or_else(|| Error::Setup {
+                    step: op
+                        .map(|op| op.describe())
+                        .unwrap_or_else(|| format!("step {step}")),
+                    source,
+                })
+            }
             child::REPORT_STEP => Error::Setup {
                 step: child::Step::from_u32(step)
                     .map(|s| s.describe().to_string())

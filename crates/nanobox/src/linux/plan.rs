@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::MountFlags;
 
-use super::sys::{Sys, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
+use super::sys::{HostId, Sys, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
 use crate::policy::{Mount, Permission, Policy};
 
 /// Where the scratch tmpfs is mounted in the fresh mount namespace before the first pivot_root.
@@ -45,11 +45,13 @@ pub(crate) enum Op {
     OpenHostRoot(CString),
     /// Close the descriptor opened by [`Op::OpenHostRoot`].
     CloseHostRoot,
-    /// Bind a host path (relative to the host root, no symlinks followed) with these attributes.
+    /// Bind a host path (relative to the host root, no symlinks followed) with these attributes;
+    /// for a user mount, only if it is still the file held since the sandbox was built.
     BindHost {
         rel: CString,
         target: CString,
         attr: u64,
+        held: Option<Held>,
     },
     /// Bind a path of the sandbox's own making with these attributes.
     BindLocal {
@@ -118,6 +120,31 @@ impl Op {
             Op::EtcFile { path, .. } => format!("creating the sandbox's own {}", s(path)),
             Op::Hostname(h) => format!("setting hostname {}", s(h)),
             Op::LoopbackUp => "bringing up loopback".into(),
+        }
+    }
+}
+
+/// What the init checks before binding a user mount's host path: that it still names the file held
+/// open since the sandbox was built (a mismatch fails the step with `ESTALE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// The mount's index in the policy.
+    pub mount: usize,
+    /// The held file's (st_dev, st_ino).
+    pub id: HostId,
+}
+
+/// Give each user mount's [`Op::BindHost`] the identity of its held source (`ids` in the order of
+/// `policy.mounts`).
+pub(crate) fn hold_user_mounts(ops: &mut [Op], policy: &Policy, ids: &[HostId]) {
+    for (mount, (m, id)) in policy.mounts.iter().zip(ids).enumerate() {
+        let want = newroot(&m.sandbox);
+        for op in ops.iter_mut() {
+            if let Op::BindHost { target, held, .. } = op {
+                if *target == want {
+                    *held = Some(Held { mount, id: *id });
+                }
+            }
         }
     }
 }
@@ -393,6 +420,7 @@ pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode, etc: Et
             rel: cs(d),
             target,
             attr: ro,
+            held: None,
         });
     }
     for (name, to) in &host.links {
@@ -438,6 +466,7 @@ pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode, etc: Et
             rel: cs("etc"),
             target: cs(ETC_HOST),
             attr: ro,
+            held: None,
         }),
     }
     ops.push(Op::Mkdir {
@@ -572,6 +601,7 @@ pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode, etc: Et
                 rel: cs(host_rel(&m.host_canonical)),
                 target,
                 attr: user_mount_attr(m.permission),
+                held: None,
             }),
         }
     }
@@ -667,11 +697,26 @@ pub(crate) fn execute(ops: &[Op], sys: &dyn Sys, prepared: &[i32]) -> Result<(),
                 }
                 Ok(())
             }
-            Op::BindHost { rel, target, attr } => {
+            Op::BindHost {
+                rel,
+                target,
+                attr,
+                held,
+            } => {
                 if host_root < 0 {
                     Err(libc::EBADF)
                 } else {
                     sys.open_beneath(host_root, rel).and_then(|fd| {
+                        if let Some(h) = held {
+                            let same = sys.file_id(fd).and_then(|id| match id == h.id {
+                                true => Ok(()),
+                                false => Err(libc::ESTALE),
+                            });
+                            if let Err(e) = same {
+                                sys.close(fd);
+                                return Err(e);
+                            }
+                        }
                         let tree = sys.clone_tree(fd);
                         sys.close(fd);
                         attach(sys, tree?, *attr, target)
@@ -805,6 +850,10 @@ mod tests {
         fn open_beneath(&self, d: i32, p: &CStr) -> Result<i32, i32> {
             self.fd(format!("open_beneath {d} {}", t(p)))
         }
+        fn file_id(&self, fd: i32) -> Result<HostId, i32> {
+            self.rec(format!("file_id {fd}"))?;
+            Ok(RECORDED_ID)
+        }
         fn clone_tree(&self, fd: i32) -> Result<i32, i32> {
             self.fd(format!("clone_tree {fd}"))
         }
@@ -847,6 +896,9 @@ mod tests {
             self.rec("lo up".into())
         }
     }
+
+    /// The (st_dev, st_ino) the recorder reports for every descriptor.
+    const RECORDED_ID: HostId = (7, 42);
 
     fn layout() -> HostLayout {
         HostLayout {
@@ -1003,6 +1055,60 @@ mod tests {
         assert!(pos(&calls, "set_attr /newroot 0x7 rec=false") < pivot);
         assert!(pos(&calls, "close 101") < pivot);
         assert_eq!(calls[pivot + 1], "detach .");
+    }
+
+    #[test]
+    fn a_user_mount_is_bound_only_while_its_path_names_the_held_file() {
+        let dir = std::env::temp_dir();
+        let p = SandboxBuilder::default()
+            .mount(&dir, "/a", Permission::ReadOnly)
+            .mount(&dir, "/b", Permission::ReadWrite)
+            .validate()
+            .unwrap();
+        let mut ops = build(&p, &layout(), MountMode::InChild, EtcMode::Masked);
+        hold_user_mounts(&mut ops, &p, &[RECORDED_ID, (7, 43)]);
+        let held: Vec<_> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::BindHost { held, target, .. } => Some((target.clone(), *held)),
+                _ => None,
+            })
+            .collect();
+        // System directories and /etc carry no check; each user mount its own.
+        assert_eq!(held[0], (cs("/newroot/usr"), None));
+        assert!(held.contains(&(cs(ETC_HOST), None)));
+        let a = Held {
+            mount: 0,
+            id: RECORDED_ID,
+        };
+        assert!(held.contains(&(cs("/newroot/a"), Some(a))));
+        // /b's path now names another file: the step fails with ESTALE before any clone, and
+        // the descriptor it opened is closed.
+        let r = Recorder::default();
+        let (i, e) = execute(&ops, &r, &[]).unwrap_err();
+        assert_eq!(e, libc::ESTALE);
+        assert!(
+            matches!(&ops[i], Op::BindHost { held: Some(h), .. } if h.mount == 1),
+            "{:?}",
+            ops[i]
+        );
+        let calls = r.calls.into_inner();
+        let check = calls.len() - 3;
+        assert!(calls[check].starts_with("file_id "), "{calls:#?}");
+        let fd = calls[check].trim_start_matches("file_id ");
+        assert_eq!(calls[check + 1], format!("close {fd}"));
+        assert!(!calls
+            .iter()
+            .any(|c| c.starts_with("clone_tree ") && c.ends_with(fd)));
+        assert!(!calls
+            .iter()
+            .any(|c| c.starts_with("move_mount") && c.ends_with("/newroot/b")));
+        // /a was checked, then bound.
+        let a = calls
+            .iter()
+            .position(|c| c.starts_with("move_mount") && c.ends_with(" /newroot/a"))
+            .expect("/a is attached");
+        assert!(calls[..a].iter().any(|c| c.starts_with("file_id ")));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::ffi::CStr;
 use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
 use rustix::mount::{
@@ -54,6 +55,8 @@ pub(crate) trait Sys {
     fn open_dir(&self, path: &CStr) -> SysResult<RawFd>;
     /// Open `rel` beneath `dirfd`, refusing every symlink and any escape (openat2).
     fn open_beneath(&self, dirfd: RawFd, rel: &CStr) -> SysResult<RawFd>;
+    /// The (st_dev, st_ino) of an open descriptor.
+    fn file_id(&self, fd: RawFd) -> SysResult<HostId>;
     /// A detached recursive copy of the mount tree at `fd` (open_tree with OPEN_TREE_CLONE).
     fn clone_tree(&self, fd: RawFd) -> SysResult<RawFd>;
     /// A detached recursive copy of the mount tree at a path of our own tree.
@@ -176,6 +179,12 @@ impl Sys for RealSys {
         .map_err(errno)
     }
 
+    fn file_id(&self, fd: RawFd) -> SysResult<HostId> {
+        // SAFETY: `fd` was just opened by `open_beneath` and is closed by the caller afterwards.
+        let f = unsafe { borrow(fd) };
+        file_id(f).map_err(errno)
+    }
+
     fn clone_tree(&self, fd: RawFd) -> SysResult<RawFd> {
         // SAFETY: `fd` was just opened by `open_beneath` and is closed by the caller afterwards.
         let f = unsafe { borrow(fd) };
@@ -296,6 +305,28 @@ impl Sys for RealSys {
         }
         Ok(())
     }
+}
+
+/// What identifies a host file while a descriptor of it is held open: (st_dev, st_ino). The open
+/// descriptor keeps the inode allocated, so its number cannot be reused by another file.
+pub(crate) type HostId = (u64, u64);
+
+/// The [`HostId`] of an open descriptor (one fstat; async-signal-safe).
+pub(crate) fn file_id(fd: BorrowedFd<'_>) -> Result<HostId, rustix::io::Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Open a host path as an O_PATH descriptor, refusing every symlink (and magic link) on the way.
+/// For the calling process only: it may allocate (for a long path).
+pub(crate) fn open_no_symlinks(path: &Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat2(
+        CWD,
+        path.as_os_str(),
+        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
 }
 
 /// The calling thread's errno (async-signal-safe).
