@@ -319,14 +319,47 @@ pub(crate) fn file_id(fd: BorrowedFd<'_>) -> Result<HostId, rustix::io::Errno> {
 
 /// Open a host path as an O_PATH descriptor, refusing every symlink (and magic link) on the way.
 /// For the calling process only: it may allocate (for a long path).
+///
+/// Where `openat2` is filtered (a container's seccomp profile, or nanobox's own filter when
+/// nanobox runs inside a sandbox, where it answers ENOSYS), the same walk is made one component at
+/// a time: each opened `O_PATH | O_NOFOLLOW` beneath the last, and a symlink met anywhere, the
+/// last component included, is `ELOOP`.
 pub(crate) fn open_no_symlinks(path: &Path) -> std::io::Result<OwnedFd> {
-    Ok(rustix::fs::openat2(
+    match rustix::fs::openat2(
         CWD,
         path.as_os_str(),
         OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
         Mode::empty(),
         ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )?)
+    ) {
+        Err(rustix::io::Errno::NOSYS) => open_by_components(path),
+        r => Ok(r?),
+    }
+}
+
+/// [`open_no_symlinks`] without `openat2`, for an absolute path without `..`.
+fn open_by_components(path: &Path) -> std::io::Result<OwnedFd> {
+    use std::path::Component;
+    let flags = OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let einval = || std::io::Error::from_raw_os_error(libc::EINVAL);
+    let mut comps = path.components();
+    if comps.next() != Some(Component::RootDir) {
+        return Err(einval());
+    }
+    let mut fd = rustix::fs::open("/", flags | OFlags::DIRECTORY, Mode::empty())?;
+    for c in comps {
+        let name = match c {
+            Component::Normal(n) => n,
+            Component::CurDir => continue,
+            _ => return Err(einval()),
+        };
+        let next = rustix::fs::openat(&fd, name, flags, Mode::empty())?;
+        if rustix::fs::fstat(&next)?.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        fd = next;
+    }
+    Ok(fd)
 }
 
 /// The calling thread's errno (async-signal-safe).
@@ -450,5 +483,32 @@ pub(crate) fn set_all_signals(ignore: bool, keep: &[libc::c_int]) {
                 8,
             )
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_walk_without_openat2_opens_what_the_path_names_and_refuses_every_symlink() {
+        let base = std::env::temp_dir().join(format!("nb-sys-walk-{}", std::process::id()));
+        std::fs::create_dir_all(base.join("real/sub")).unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        let base = std::fs::canonicalize(&base).unwrap();
+        let fd = open_by_components(&base.join("real/sub")).unwrap();
+        let m = std::fs::metadata(base.join("real/sub")).unwrap();
+        assert_eq!(file_id(fd.as_fd()).unwrap(), (m.dev(), m.ino()));
+        for p in [base.join("link"), base.join("link/sub")] {
+            let e = open_by_components(&p).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{}", p.display());
+        }
+        let e = open_by_components(Path::new("relative/path")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+        let e = open_by_components(&base.join("missing")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
