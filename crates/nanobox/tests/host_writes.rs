@@ -9,7 +9,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::TempDir;
+use common::{usable, TempDir};
 use nanobox::{Outcome, Permission, Sandbox};
 
 /// Python helper: print `label ok` or `label <errno name>` for a callable.
@@ -24,13 +24,9 @@ fn outcome_of<'a>(out: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {label} in {out}"))
 }
 
-/// The agent preset (its memory and process limits fall back to rlimits for uid 65534, which has
-/// no writable cgroup here; the limits are not what these tests are about).
+/// The agent preset, as this uid can build it (the limits are not what these tests are about).
 fn agent(ws: &Path) -> Sandbox {
-    Sandbox::agent_executor(ws)
-        .allow_degraded_limits()
-        .build()
-        .unwrap()
+    usable(Sandbox::agent_executor(ws)).build().unwrap()
 }
 
 /// Every file and directory under `dir` (itself included) whose mode has S_ISUID or S_ISGID.
@@ -199,11 +195,10 @@ both!(copy_tools_that_preserve_modes_leave_no_setid_file, {
         .status()
         .unwrap();
     assert!(tar.success());
-    let sb = Sandbox::agent_executor(ws.path())
-        .allow_degraded_limits()
-        .mount(src.path(), "/src", Permission::ReadOnly)
-        .build()
-        .unwrap();
+    let sb =
+        usable(Sandbox::agent_executor(ws.path()).mount(src.path(), "/src", Permission::ReadOnly))
+            .build()
+            .unwrap();
     let r = sb
         .run(
             "sh",

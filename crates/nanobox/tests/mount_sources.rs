@@ -8,20 +8,12 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::TempDir;
-use nanobox::{Error, Outcome, Permission, Sandbox, SandboxBuilder};
+use common::{usable, TempDir};
+use nanobox::{Error, Outcome, Permission, Sandbox};
 
 fn open_dir(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
-}
-
-/// The preset as this process can build it (uid 65534 has no writable cgroup: rlimits instead).
-fn usable(b: SandboxBuilder) -> SandboxBuilder {
-    match b.clone().build() {
-        Err(Error::HostUnsupported { .. }) => b.allow_degraded_limits(),
-        _ => b,
-    }
 }
 
 fn sh(sb: &Sandbox, script: &str) -> String {

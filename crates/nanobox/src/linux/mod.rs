@@ -120,9 +120,8 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         })?;
     let held = hold_sources(policy)?;
     let layout = plan::HostLayout::read(etc == plan::EtcMode::Masked);
-    let mut plan = plan::build(policy, &layout, mode, etc);
     let ids: Vec<sys::HostId> = held.iter().map(|h| h.id).collect();
-    plan::hold_user_mounts(&mut plan, policy, &ids);
+    let plan = plan::build(policy, &layout, mode, etc, &ids);
     let landlock = landlock::Layer::prepare(policy, &layout.dirs)?;
     let workdir = userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?;
     let (env, path_dirs) = env_strings(policy)?;

@@ -134,21 +134,6 @@ pub(crate) struct Held {
     pub id: HostId,
 }
 
-/// Give each user mount's [`Op::BindHost`] the identity of its held source (`ids` in the order of
-/// `policy.mounts`).
-pub(crate) fn hold_user_mounts(ops: &mut [Op], policy: &Policy, ids: &[HostId]) {
-    for (mount, (m, id)) in policy.mounts.iter().zip(ids).enumerate() {
-        let want = newroot(&m.sandbox);
-        for op in ops.iter_mut() {
-            if let Op::BindHost { target, held, .. } = op {
-                if *target == want {
-                    *held = Some(Held { mount, id: *id });
-                }
-            }
-        }
-    }
-}
-
 /// Map a path in the init's view to the path the program will see.
 fn sandbox_view(p: &str) -> String {
     match p.strip_prefix("/newroot") {
@@ -350,8 +335,15 @@ pub(crate) enum EtcMode {
     Prepared { slot: usize },
 }
 
-/// The steps, in order.
-pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode, etc: EtcMode) -> Vec<Op> {
+/// The steps, in order. `held` are the (st_dev, st_ino) of the user mounts' sources opened at
+/// `build()`, in the order of `policy.mounts` (empty: no check), which each bind checks first.
+pub(crate) fn build(
+    policy: &Policy,
+    host: &HostLayout,
+    mode: MountMode,
+    etc: EtcMode,
+    held: &[HostId],
+) -> Vec<Op> {
     let ro = ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV;
     let mut ops = Vec::new();
     let tmpfs = |target: &str, flags: MountFlags, data: String| Op::Fs {
@@ -601,7 +593,7 @@ pub(crate) fn build(policy: &Policy, host: &HostLayout, mode: MountMode, etc: Et
                 rel: cs(host_rel(&m.host_canonical)),
                 target,
                 attr: user_mount_attr(m.permission),
-                held: None,
+                held: held.get(slot).map(|&id| Held { mount: slot, id }),
             }),
         }
     }
@@ -914,7 +906,7 @@ mod tests {
     }
 
     fn run_etc(policy: &Policy, mode: MountMode, etc: EtcMode) -> Vec<String> {
-        let ops = build(policy, &layout(), mode, etc);
+        let ops = build(policy, &layout(), mode, etc, &[]);
         let r = Recorder::default();
         execute(&ops, &r, &[7, 8, 9]).unwrap();
         r.calls.into_inner()
@@ -1065,8 +1057,13 @@ mod tests {
             .mount(&dir, "/b", Permission::ReadWrite)
             .validate()
             .unwrap();
-        let mut ops = build(&p, &layout(), MountMode::InChild, EtcMode::Masked);
-        hold_user_mounts(&mut ops, &p, &[RECORDED_ID, (7, 43)]);
+        let ops = build(
+            &p,
+            &layout(),
+            MountMode::InChild,
+            EtcMode::Masked,
+            &[RECORDED_ID, (7, 43)],
+        );
         let held: Vec<_> = ops
             .iter()
             .filter_map(|op| match op {
@@ -1152,7 +1149,7 @@ mod tests {
     #[test]
     fn a_failing_step_is_reported_with_its_index_and_the_host_root_closed() {
         let p = SandboxBuilder::default().validate().unwrap();
-        let ops = build(&p, &layout(), MountMode::InChild, EtcMode::Masked);
+        let ops = build(&p, &layout(), MountMode::InChild, EtcMode::Masked, &[]);
         let r = Recorder {
             fail_on: Some("mount proc"),
             ..Default::default()
