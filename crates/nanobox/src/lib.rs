@@ -42,7 +42,7 @@ use unsupported as backend;
 
 pub use error::{Error, Result};
 pub use policy::{
-    Mount, Network, NetworkAllowlist, Permission, SandboxBuilder, SeccompPolicy, Stdin,
+    KernelPool, Mount, Network, NetworkAllowlist, Permission, SandboxBuilder, SeccompPolicy, Stdin,
     DEFAULT_HOSTNAME, DEFAULT_OUTPUT_LIMIT, DEFAULT_PATH, DEFAULT_TMP_SIZE, DEFAULT_WORKDIR,
 };
 pub use presets::Verdict;

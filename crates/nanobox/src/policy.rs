@@ -151,6 +151,61 @@ impl SeccompPolicy {
     }
 }
 
+/// A pool the kernel keeps per user (or for the whole host) rather than per sandbox, which a
+/// program could otherwise drain for every other process of its user. Each is bounded per
+/// sandbox by default; [`SandboxBuilder::kernel_pool_limit`] sets another bound.
+///
+/// The default bound is an eighth of what the host allows the caller's user: up to eight
+/// sandboxes of one caller can hold their whole share at once and the caller keeps the rest.
+/// docs/platform-linux.md ("Shared kernel pools") lists every pool, how each is bounded, and
+/// what cannot be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum KernelPool {
+    /// inotify instances (`inotify_init`); the host's per-user `fs.inotify.max_user_instances`.
+    InotifyInstances,
+    /// inotify watches (`inotify_add_watch`); the host's `fs.inotify.max_user_watches`.
+    InotifyWatches,
+    /// Queued signals (`sigqueue`, real-time signals, POSIX timers); `RLIMIT_SIGPENDING`.
+    PendingSignals,
+    /// Bytes of POSIX message queues (`mq_open`); `RLIMIT_MSGQUEUE`.
+    MessageQueueBytes,
+    /// Bytes of locked memory per process (`mlock`, `SHM_LOCK`); `RLIMIT_MEMLOCK`.
+    LockedMemoryBytes,
+    /// Pseudo-terminals (`/dev/ptmx`); the host's `kernel.pty.max` less `kernel.pty.reserve`.
+    Ptys,
+}
+
+impl KernelPool {
+    /// Every pool, in a fixed order.
+    pub const ALL: [KernelPool; 6] = [
+        KernelPool::InotifyInstances,
+        KernelPool::InotifyWatches,
+        KernelPool::PendingSignals,
+        KernelPool::MessageQueueBytes,
+        KernelPool::LockedMemoryBytes,
+        KernelPool::Ptys,
+    ];
+
+    /// The pool's name in the CLI (`--pool-limit NAME=N`), JSON and Python.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPool::InotifyInstances => "inotify_instances",
+            KernelPool::InotifyWatches => "inotify_watches",
+            KernelPool::PendingSignals => "pending_signals",
+            KernelPool::MessageQueueBytes => "mqueue_bytes",
+            KernelPool::LockedMemoryBytes => "locked_memory_bytes",
+            KernelPool::Ptys => "ptys",
+        }
+    }
+
+    /// The pool named `name` (see [`KernelPool::name`]); `-` may stand for `_`.
+    pub fn from_name(name: &str) -> Option<KernelPool> {
+        let n = name.replace('-', "_");
+        KernelPool::ALL.into_iter().find(|p| p.name() == n)
+    }
+}
+
 /// Default cap on captured stdout and on captured stderr, each.
 pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 * MB;
 /// Default size bound of the private /tmp.
@@ -197,6 +252,8 @@ pub(crate) struct Policy {
     pub limits: ResourceLimits,
     /// Accept rlimits where no cgroup can enforce a limit.
     pub allow_degraded_limits: bool,
+    /// Bounds set for kernel pools (the others keep their default share).
+    pub pools: BTreeMap<KernelPool, u64>,
 }
 
 /// The resource limits a policy asks for (none by default).
@@ -229,6 +286,7 @@ pub struct SandboxBuilder {
     allow_degraded_isolation: bool,
     limits: ResourceLimits,
     allow_degraded_limits: bool,
+    pools: BTreeMap<KernelPool, u64>,
 }
 
 impl Default for SandboxBuilder {
@@ -247,6 +305,7 @@ impl Default for SandboxBuilder {
             allow_degraded_isolation: false,
             limits: ResourceLimits::default(),
             allow_degraded_limits: false,
+            pools: BTreeMap::new(),
         }
     }
 }
@@ -393,6 +452,14 @@ impl SandboxBuilder {
     /// ([`crate::RunResult::limits`]). Without this, such a host gets `HostUnsupported`.
     pub fn allow_degraded_limits(mut self) -> Self {
         self.allow_degraded_limits = true;
+        self
+    }
+
+    /// Bound the sandbox's share of a kernel pool at `n` (instead of the default eighth of the
+    /// caller's allowance); see [`KernelPool`]. A bound above what the host allows the caller
+    /// makes `build()` fail; `0` refuses the pool to the program.
+    pub fn kernel_pool_limit(mut self, pool: KernelPool, n: u64) -> Self {
+        self.pools.insert(pool, n);
         self
     }
 
@@ -699,6 +766,7 @@ impl SandboxBuilder {
             allow_degraded_isolation: self.allow_degraded_isolation,
             limits: self.limits,
             allow_degraded_limits: self.allow_degraded_limits,
+            pools: self.pools,
         })
     }
 }

@@ -107,12 +107,12 @@ both!(read_write_mount_writes_through_owned_by_caller, {
 });
 
 both!(see_host_processes_fails, {
-    // One process listing /proc: it sees the sandbox's init (1) and itself (2), nothing of the host.
+    // One process listing /proc: it sees itself (2), neither the init nor anything of the host.
     let r = py(
         &plain(),
         "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
     );
-    assert_eq!(r.stdout, "[1, 2]\n", "{r:?}");
+    assert_eq!(r.stdout, "[2]\n", "{r:?}");
     let me = std::process::id();
     let r = sh(&plain(), &format!("kill -0 {me}; echo rc=$?"));
     assert!(
@@ -226,6 +226,66 @@ both!(read_caller_secret_env_fails, {
     assert!(
         r.stdout.contains("rc=1"),
         "/proc/1/environ (the init, a copy of the caller) is unreadable: {r:?}"
+    );
+});
+
+both!(the_init_shows_nothing_of_the_caller, {
+    // The init is a fork of this process: its argv, comm and status are the caller's (a caller
+    // started as `my-app --db-password=...` would show that). The program walks every /proc
+    // entry it can see and dumps every file of each; none may carry the caller's name or argv.
+    let me = std::env::current_exe().unwrap();
+    let exe_name = me.file_name().unwrap().to_str().unwrap().to_string();
+    let thread = std::thread::current().name().unwrap_or("main").to_string();
+    let code = r#"
+import os
+seen = []
+for p in sorted(os.listdir('/proc')):
+    if not p.isdigit():
+        continue
+    seen.append(p)
+    for root, dirs, files in os.walk('/proc/' + p):
+        if '/task/' in root or '/fd' in root or '/map_files' in root or '/ns' in root:
+            continue
+        for f in files:
+            try:
+                with open(os.path.join(root, f), 'rb') as h:
+                    print(h.read(1 << 16).decode('latin-1'))
+            except OSError:
+                pass
+print('PIDS', ' '.join(seen))
+for f in ['cmdline', 'comm', 'status', 'stat', 'environ', 'maps', 'cgroup', 'wchan', 'sched']:
+    try:
+        open('/proc/1/' + f, 'rb').read()
+        print('READ', f)
+    except OSError as e:
+        print('HIDDEN', f, e.errno)
+print('CHILD', os.popen('cat /proc/1/cmdline 2>&1; ls /proc | grep -c "^[0-9]"').read())
+"#;
+    let r = py(&plain(), code);
+    assert_eq!(r.outcome, Outcome::Exited(0), "{r:?}");
+    let out = r.stdout.replace('\0', " ");
+    // 15 characters is what comm keeps of a name.
+    let short: String = exe_name.chars().take(15).collect();
+    let thread_short: String = thread.chars().take(15).collect();
+    for needle in [exe_name.as_str(), short.as_str(), thread_short.as_str()] {
+        assert!(
+            !out.contains(needle),
+            "the caller's name {needle:?} is visible in the sandbox's /proc"
+        );
+    }
+    assert!(out.contains("PIDS 2\n"), "only the program itself: {out}");
+    for f in [
+        "cmdline", "comm", "status", "stat", "environ", "maps", "cgroup", "wchan", "sched",
+    ] {
+        assert!(
+            out.contains(&format!("HIDDEN {f} {}", libc::ENOENT)),
+            "/proc/1/{f} does not exist for the program: {out}"
+        );
+    }
+    // The program's own children see each other, and still not the init.
+    assert!(
+        out.contains("No such file or directory") && out.contains("CHILD"),
+        "{out}"
     );
 });
 

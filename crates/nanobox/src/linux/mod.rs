@@ -10,6 +10,7 @@ mod degraded;
 mod landlock;
 mod limits;
 mod plan;
+mod pools;
 mod probe;
 mod process;
 mod seccomp;
@@ -121,7 +122,8 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     let held = hold_sources(policy)?;
     let layout = plan::HostLayout::read(etc == plan::EtcMode::Masked);
     let ids: Vec<sys::HostId> = held.iter().map(|h| h.id).collect();
-    let plan = plan::build(policy, &layout, mode, etc, &ids);
+    let pools = pools::plan(&policy.pools, &pools::host_allowance())?;
+    let plan = plan::build(policy, &layout, mode, etc, &ids, &pools);
     let landlock = landlock::Layer::prepare(policy, &layout.dirs)?;
     let workdir = userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?;
     let (env, path_dirs) = env_strings(policy)?;
@@ -146,6 +148,7 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     };
     let limit_notes = prep.limits.notes();
     prep.notes.extend(limit_notes);
+    prep.limits.rlimits.extend(pools.rlimits);
     Ok(prep)
 }
 
@@ -352,6 +355,9 @@ fn prepare_degraded(policy: &Policy, why: Error) -> Result<Prepared> {
     };
     let limit_notes = prep.limits.notes();
     prep.notes.extend(limit_notes);
+    // The rlimit-bounded pools hold without namespaces too; the others are the host's here.
+    let pools = pools::plan(&policy.pools, &pools::host_allowance())?;
+    prep.limits.rlimits.extend(pools.rlimits);
     Ok(prep)
 }
 

@@ -71,7 +71,7 @@ pub(crate) enum Op {
         recursive: bool,
     },
     /// Write to a file (a sysctl of the sandbox's own namespaces).
-    Write { path: CString, data: &'static [u8] },
+    Write { path: CString, data: Vec<u8> },
     /// Create one of the files nanobox places in the sandbox's /etc (see [`etc_files`]).
     EtcFile { path: CString, content: EtcContent },
     /// Set the hostname of the sandbox's uts namespace.
@@ -343,6 +343,7 @@ pub(crate) fn build(
     mode: MountMode,
     etc: EtcMode,
     held: &[HostId],
+    pools: &super::pools::PoolPlan,
 ) -> Vec<Op> {
     let ro = ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV;
     let mut ops = Vec::new();
@@ -537,7 +538,10 @@ pub(crate) fn build(
         fstype: cs("devpts"),
         target: cs("/newroot/dev/pts"),
         flags: MountFlags::NOSUID | MountFlags::NOEXEC,
-        data: cs("newinstance,ptmxmode=0666,mode=0620"),
+        data: cs(format!(
+            "newinstance,ptmxmode=0666,mode=0620,max={}",
+            pools.ptys
+        )),
     });
     for (link, to) in [
         ("ptmx", "pts/ptmx"),
@@ -557,7 +561,9 @@ pub(crate) fn build(
         recursive: false,
     });
 
-    // The sandbox's own /proc; no nested user namespaces; /proc/sys read-only.
+    // The sandbox's own /proc, showing the program only its own processes (the init, a copy of
+    // the caller, is not dumpable and so not the program's to see); the per-user pools of the
+    // sandbox's user namespace bounded; /proc/sys read-only.
     ops.push(Op::Mkdir {
         path: cs("/newroot/proc"),
         mode: 0o555,
@@ -566,12 +572,14 @@ pub(crate) fn build(
         fstype: cs("proc"),
         target: cs("/newroot/proc"),
         flags: nosuid_nodev | MountFlags::NOEXEC,
-        data: cs(""),
+        data: cs("hidepid=2"),
     });
-    ops.push(Op::Write {
-        path: cs("/newroot/proc/sys/user/max_user_namespaces"),
-        data: b"0",
-    });
+    for (name, value) in &pools.userns {
+        ops.push(Op::Write {
+            path: cs(format!("/newroot/proc/sys/user/{name}")),
+            data: value.to_string().into_bytes(),
+        });
+    }
     ops.push(Op::BindLocal {
         source: cs("/newroot/proc/sys"),
         target: cs("/newroot/proc/sys"),
@@ -764,6 +772,7 @@ fn attach(sys: &dyn Sys, tree: i32, attr: u64, target: &CString) -> Result<(), i
 
 #[cfg(test)]
 mod tests {
+    use super::super::pools::PoolPlan;
     use super::*;
     use crate::policy::SandboxBuilder;
     use std::cell::RefCell;
@@ -906,7 +915,7 @@ mod tests {
     }
 
     fn run_etc(policy: &Policy, mode: MountMode, etc: EtcMode) -> Vec<String> {
-        let ops = build(policy, &layout(), mode, etc, &[]);
+        let ops = build(policy, &layout(), mode, etc, &[], &PoolPlan::for_tests());
         let r = Recorder::default();
         execute(&ops, &r, &[7, 8, 9]).unwrap();
         r.calls.into_inner()
@@ -1063,6 +1072,7 @@ mod tests {
             MountMode::InChild,
             EtcMode::Masked,
             &[RECORDED_ID, (7, 43)],
+            &PoolPlan::for_tests(),
         );
         let held: Vec<_> = ops
             .iter()
@@ -1149,7 +1159,14 @@ mod tests {
     #[test]
     fn a_failing_step_is_reported_with_its_index_and_the_host_root_closed() {
         let p = SandboxBuilder::default().validate().unwrap();
-        let ops = build(&p, &layout(), MountMode::InChild, EtcMode::Masked, &[]);
+        let ops = build(
+            &p,
+            &layout(),
+            MountMode::InChild,
+            EtcMode::Masked,
+            &[],
+            &PoolPlan::for_tests(),
+        );
         let r = Recorder {
             fail_on: Some("mount proc"),
             ..Default::default()

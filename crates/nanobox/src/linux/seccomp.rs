@@ -146,7 +146,6 @@ const ALLOWED: &[(&str, i64)] = &[
     ("io_pgetevents", SYS_IO_PGETEVENTS),
     ("ioprio_get", libc::SYS_ioprio_get),
     ("ioprio_set", libc::SYS_ioprio_set),
-    ("io_setup", libc::SYS_io_setup),
     ("io_submit", libc::SYS_io_submit),
     ("kill", libc::SYS_kill),
     ("landlock_add_rule", libc::SYS_landlock_add_rule),
@@ -350,7 +349,7 @@ const DENIED: &[(&str, i64)] = &[
     // namespaces
     ("unshare", libc::SYS_unshare),
     ("setns", libc::SYS_setns),
-    // keyrings, bpf, perf, userfaultfd, fanotify, io_uring
+    // keyrings, bpf, perf, userfaultfd, fanotify, io_uring, AIO
     ("keyctl", libc::SYS_keyctl),
     ("add_key", libc::SYS_add_key),
     ("request_key", libc::SYS_request_key),
@@ -361,6 +360,8 @@ const DENIED: &[(&str, i64)] = &[
     ("io_uring_setup", libc::SYS_io_uring_setup),
     ("io_uring_enter", libc::SYS_io_uring_enter),
     ("io_uring_register", libc::SYS_io_uring_register),
+    // AIO contexts come from one host-wide pool (fs.aio-max-nr) that a sandbox could drain
+    ("io_setup", libc::SYS_io_setup),
     // kernel images and modules
     ("kexec_load", libc::SYS_kexec_load),
     ("kexec_file_load", libc::SYS_kexec_file_load),

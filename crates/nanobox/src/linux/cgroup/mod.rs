@@ -300,16 +300,23 @@ impl RunCgroup {
         parse_cpu_usage_ns(text.as_bytes(), *v2).map(Duration::from_nanos)
     }
 
-    /// The run's peak memory in bytes: v2 `memory.peak` (Linux 5.19+; `None` before), v1
-    /// `memory.max_usage_in_bytes`.
+    /// The run's peak memory in bytes: v2 `memory.peak` (Linux 5.19+; `None` before), which counts
+    /// socket buffers; v1 `memory.max_usage_in_bytes` plus the peak of the TCP buffers
+    /// (`memory.kmem.tcp.max_usage_in_bytes`), which v1 counts apart (the sum of two peaks: at
+    /// most the true peak's double, never below it).
     pub(crate) fn memory_peak(&self) -> Option<u64> {
         let (dir, v2) = self.memory_dir()?;
-        let file = if v2 {
-            "memory.peak"
-        } else {
-            "memory.max_usage_in_bytes"
+        let read = |f: &str| {
+            self.fs
+                .read(&dir.join(f))
+                .ok()
+                .and_then(|t| parse::single_u64(&t))
         };
-        parse::single_u64(&self.fs.read(&dir.join(file)).ok()?)
+        if v2 {
+            return read("memory.peak");
+        }
+        let tcp = read("memory.kmem.tcp.max_usage_in_bytes").unwrap_or(0);
+        Some(read("memory.max_usage_in_bytes")?.saturating_add(tcp))
     }
 
     /// Whether the kernel's OOM killer killed a process of the run. v2: `oom_kill` of

@@ -39,6 +39,9 @@ pub(super) fn needed(host: &Host, limits: &Limits) -> Vec<(PathBuf, Vec<&'static
     out
 }
 
+/// The v1 limit on the TCP buffers of a cgroup's sockets.
+pub(super) const V1_TCP_LIMIT: &str = "memory.kmem.tcp.limit_in_bytes";
+
 /// Write the limits for the controllers `names` into the run cgroup `dir`.
 pub(super) fn configure(
     fs: &dyn CgroupFs,
@@ -57,6 +60,11 @@ pub(super) fn configure(
             // limit_in_bytes); present only with swap accounting.
             if fs.exists(&dir.join("memory.memsw.limit_in_bytes")) {
                 w("memory.memsw.limit_in_bytes", &bytes.to_string())?;
+            }
+            // v1 keeps TCP buffers out of limit_in_bytes, charged to the host's tcp_mem unless
+            // this limit is set (v2 counts them in memory.max): the same bound for them.
+            if fs.exists(&dir.join(V1_TCP_LIMIT)) {
+                w(V1_TCP_LIMIT, &bytes.to_string())?;
             }
         }
     }
