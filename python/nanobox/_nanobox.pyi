@@ -80,6 +80,7 @@ class _Options(TypedDict, total=False):
     cpu_time_limit: Optional[_Seconds]
     process_limit: Optional[int]
     file_size_limit: Optional[int]
+    kernel_pool_limits: Optional[dict[str, int]]
     allow_degraded_limits: Optional[bool]
     allow_degraded_isolation: Optional[bool]
 
@@ -142,6 +143,8 @@ class SandboxBuilder:
         """Live processes plus threads."""
     def file_size_limit(self, bytes: int) -> SandboxBuilder:
         """Largest file a process may write."""
+    def kernel_pool_limit(self, pool: str, n: int) -> SandboxBuilder:
+        """Bound the sandbox's share of a kernel pool ("inotify_watches", "ptys", ...)."""
     def allow_degraded_limits(self) -> SandboxBuilder:
         """Use rlimits where no cgroup is writable."""
     def allow_degraded_isolation(self) -> SandboxBuilder:

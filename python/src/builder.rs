@@ -218,6 +218,12 @@ impl SandboxBuilder {
         with(slf, |b| b.file_size_limit(bytes))
     }
 
+    /// Bound the sandbox's share of a kernel pool (`"inotify_watches"`, `"pending_signals"`, ...).
+    fn kernel_pool_limit<'py>(slf: B<'py>, pool: &str, n: u64) -> PyResult<B<'py>> {
+        let p = pool_named(pool)?;
+        Ok(with(slf, |b| b.kernel_pool_limit(p, n)))
+    }
+
     /// Where no cgroup is writable, enforce limits with per-process rlimits instead of refusing.
     fn allow_degraded_limits(slf: B<'_>) -> B<'_> {
         with(slf, |b| b.allow_degraded_limits())
@@ -376,6 +382,16 @@ pub(crate) fn apply(
             "cpu_time_limit" => b.cpu_time_limit(convert::duration(&v, &key)?),
             "process_limit" => b.process_limit(v.extract()?),
             "file_size_limit" => b.file_size_limit(v.extract()?),
+            "kernel_pool_limits" => {
+                let m = v.cast::<PyMapping>().map_err(|_| {
+                    PyTypeError::new_err("kernel_pool_limits: expected a mapping {pool: bound}")
+                })?;
+                for kv in m.items()?.iter() {
+                    let (name, n): (String, u64) = kv.extract()?;
+                    b = b.kernel_pool_limit(pool_named(&name)?, n);
+                }
+                b
+            }
             "allow_degraded_limits" => {
                 if truthy(&v)? {
                     b.allow_degraded_limits()
@@ -403,4 +419,15 @@ pub(crate) fn apply(
         b = b.seccomp(seccomp_policy(deny.as_ref(), allow.as_ref())?);
     }
     Ok(b)
+}
+
+/// The kernel pool called `name`, or a ValueError listing the names.
+fn pool_named(name: &str) -> PyResult<nanobox::KernelPool> {
+    nanobox::KernelPool::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = nanobox::KernelPool::ALL.iter().map(|p| p.name()).collect();
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "unknown kernel pool {name:?}; the pools are {}",
+            names.join(", ")
+        ))
+    })
 }

@@ -262,3 +262,15 @@ def test_reprs(sandbox):
     assert sandbox.degraded == []
     assert nanobox.__version__
     assert os.path.exists(os.path.join(os.path.dirname(nanobox.__file__), "py.typed"))
+
+
+def test_kernel_pool_limits_bound_the_program_and_unknown_pools_are_refused():
+    # The builder method and the keyword set the bound the program sees in its own namespace.
+    sb = Sandbox.builder().kernel_pool_limit("inotify_instances", 3).build()
+    r = sb.run("cat", ["/proc/sys/user/max_inotify_instances"])
+    assert r.stdout == "3\n", r
+    sb = Sandbox(kernel_pool_limits={"ptys": 2, "pending_signals": 7})
+    r = sb.run("sh", ["-c", "grep -o 'max=[0-9]*' /proc/mounts; grep SigQ /proc/self/status"])
+    assert "max=2" in r.stdout and "/7" in r.stdout, r
+    with pytest.raises(ValueError, match="unknown kernel pool"):
+        Sandbox.builder().kernel_pool_limit("aio", 1)

@@ -176,6 +176,13 @@ struct RunArgs {
     #[arg(long, value_name = "SIZE", help_heading = "Limits", value_parser = parse::size)]
     file_size: Option<u64>,
 
+    /// Bound the sandbox's share of a kernel pool the host keeps per user, e.g.
+    /// inotify_watches=65536 (default: an eighth of the caller's allowance; pools:
+    /// inotify_instances, inotify_watches, pending_signals, mqueue_bytes, locked_memory_bytes,
+    /// ptys); repeatable
+    #[arg(long, value_name = "NAME=N", help_heading = "Limits", value_parser = parse::pool_limit)]
+    pool_limit: Vec<(nanobox::KernelPool, u64)>,
+
     /// Cap on stdout and on stderr, each, e.g. 512K, 256M, 1G (exit status 137 when it fires)
     #[arg(long, value_name = "SIZE", help_heading = "Limits", value_parser = parse::size)]
     max_output: Option<u64>,
@@ -435,6 +442,9 @@ fn run(args: RunArgs) -> ExitCode {
     }
     if let Some(f) = args.file_size {
         builder = builder.file_size_limit(f);
+    }
+    for &(pool, n) in &args.pool_limit {
+        builder = builder.kernel_pool_limit(pool, n);
     }
     match stdio::stdin_for(args.stdin.as_deref()) {
         Ok(stdin) => builder = builder.stdin(stdin),

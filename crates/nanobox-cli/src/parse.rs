@@ -106,6 +106,19 @@ pub fn size(s: &str) -> Result<u64, String> {
 }
 
 /// A `KEY=VALUE` pair for `--env`.
+/// `NAME=N` for `--pool-limit`: a kernel pool's name (`inotify_watches`, `pending_signals`, ...;
+/// `-` may stand for `_`) and its bound (a plain number, or a size for the byte pools).
+pub fn pool_limit(s: &str) -> Result<(nanobox::KernelPool, u64), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=N, e.g. inotify_watches=65536".to_string())?;
+    let pool = nanobox::KernelPool::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = nanobox::KernelPool::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown pool {name:?}; the pools are {}", names.join(", "))
+    })?;
+    Ok((pool, size(value)?))
+}
+
 pub fn env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some(("", _)) => Err("the variable name before '=' is empty".into()),

@@ -1008,3 +1008,25 @@ fn without_user_namespaces_nothing_runs_and_the_cause_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn pool_limit_sets_a_kernel_pool_s_bound_and_a_bad_one_is_a_usage_error() {
+    let o = run(&[
+        "run",
+        "--pool-limit",
+        "inotify-instances=3",
+        "--pool-limit",
+        "ptys=5",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/sys/user/max_inotify_instances; grep -o 'max=[0-9]*' /proc/mounts",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "3\nmax=5\n");
+    let o = run(&["run", "--pool-limit", "aio=1", "--", "true"]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("unknown pool"), "{}", stderr(&o));
+    let o = run(&["run", "--pool-limit", "ptys", "--", "true"]);
+    assert_code(&o, 2);
+}
