@@ -440,3 +440,195 @@ fn a_mount_that_moves_a_path_is_refused() {
         "{err}"
     );
 }
+
+/// `nanobox(who, args)` started through a shell that runs `prelude` (as root) and then executes
+/// it, so that the CLI's pid is the shell's `$$`; with `pid_arg`, that pid is appended to `args`.
+fn via_shell(who: Who, prelude: &str, pid_arg: bool, args: &[&str]) -> Command {
+    let inner = nanobox(who, args);
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "{prelude}\nexec \"$@\"{}",
+            if pid_arg { " \"$$\"" } else { "" }
+        ))
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir("/")
+        .stdin(Stdio::null());
+    c
+}
+
+/// What another process may change about a process's scheduling and limits, read from the host.
+#[derive(Debug, PartialEq)]
+struct Sched {
+    nice: i64,
+    cpus: Vec<usize>,
+    policy: i32,
+    ioprio: i64,
+    nofile: String,
+}
+
+fn sched_of(pid: u32) -> Sched {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after "(comm) ": state is field 3, nice field 19.
+    let after = &stat[stat.rfind(") ").unwrap() + 2..];
+    let nice = after.split(' ').nth(19 - 3).unwrap().parse().unwrap();
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the call fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live cpu_set_t of the size given.
+    let r = unsafe {
+        libc::sched_getaffinity(pid as i32, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+    };
+    assert_eq!(r, 0, "sched_getaffinity({pid})");
+    let cpus = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `set` is initialised; the index is below CPU_SETSIZE.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect();
+    // SAFETY: plain syscalls on a pid.
+    let policy = unsafe { libc::sched_getscheduler(pid as i32) };
+    // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid) takes no pointer.
+    let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid as libc::c_long) };
+    let nofile = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    Sched {
+        nice,
+        cpus,
+        policy,
+        ioprio,
+        nofile,
+    }
+}
+
+/// Tries every call that changes another process's scheduling, I/O priority or limits on each
+/// target (a bystander and the CLI, from argv; its init; its own pid by number, which the filter
+/// cannot tell from another's), then the same calls on itself by pid 0.
+const TOUCH_PROCESSES: &str = r#"
+import ctypes, errno, os, resource, sys
+libc = ctypes.CDLL(None, use_errno=True)
+
+def sc(nr, *args):
+    if libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args]) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+def attempt(name, f):
+    try:
+        f()
+        print(name, 'OK')
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, e.errno))
+    except ValueError as e:
+        print(name, 'ValueError')
+
+class SchedAttr(ctypes.Structure):
+    _fields_ = [('size', ctypes.c_uint32), ('policy', ctypes.c_uint32),
+                ('flags', ctypes.c_uint64), ('nice', ctypes.c_int32),
+                ('priority', ctypes.c_uint32), ('rt', ctypes.c_uint64 * 3)]
+
+idle = SchedAttr(48, os.SCHED_IDLE, 0, 19, 0)
+batch_self = SchedAttr(48, os.SCHED_BATCH, 0, 3, 0)
+IOPRIO_IDLE = 3 << 13
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+cpu = min(os.sched_getaffinity(0))
+targets = [('bystander', int(sys.argv[1])), ('cli', int(sys.argv[2])),
+           ('init', os.getppid()), ('ownpid', os.getpid())]
+for who, pid in targets:
+    attempt(who + ' setpriority', lambda: os.setpriority(os.PRIO_PROCESS, pid, 19))
+    attempt(who + ' setpriority_pgrp', lambda: os.setpriority(os.PRIO_PGRP, pid, 19))
+    attempt(who + ' sched_setaffinity', lambda: os.sched_setaffinity(pid, {cpu}))
+    attempt(who + ' sched_setscheduler',
+            lambda: os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0)))
+    attempt(who + ' sched_setparam', lambda: os.sched_setparam(pid, os.sched_param(0)))
+    attempt(who + ' sched_setattr', lambda: sc(314, pid, ctypes.addressof(idle), 0))
+    attempt(who + ' ioprio_set', lambda: sc(251, 1, pid, IOPRIO_IDLE))
+    attempt(who + ' ioprio_set_pgrp', lambda: sc(251, 2, pid, IOPRIO_IDLE))
+    attempt(who + ' prlimit', lambda: resource.prlimit(pid, resource.RLIMIT_NOFILE, (1, 1)))
+    attempt(who + ' prlimit_read', lambda: resource.prlimit(pid, resource.RLIMIT_NOFILE))
+# The same calls on itself, by pid 0.
+attempt('self nice', lambda: os.nice(1))
+attempt('self setpriority', lambda: os.setpriority(os.PRIO_PROCESS, 0, 2))
+attempt('self sched_setaffinity', lambda: os.sched_setaffinity(0, {cpu}))
+attempt('self sched_setparam', lambda: os.sched_setparam(0, os.sched_param(0)))
+attempt('self ioprio_set', lambda: sc(251, 1, 0, IOPRIO_IDLE))
+attempt('self setrlimit', lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard)))
+attempt('self prlimit', lambda: resource.prlimit(0, resource.RLIMIT_NOFILE, (32, hard)))
+attempt('self sched_setattr', lambda: sc(314, 0, ctypes.addressof(batch_self), 0))
+attempt('self sched_setscheduler',
+        lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)))
+print('now', os.getpriority(os.PRIO_PROCESS, 0), os.sched_getaffinity(0) == {cpu},
+      os.sched_getscheduler(0), libc.syscall(ctypes.c_long(252), 1, 0),
+      resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+print('DONE')
+"#;
+
+#[test]
+fn host_processes_scheduling_and_limits_cannot_be_changed() {
+    both(|who| {
+        // A bystander with the program's uid (65534 in both cases), leading its own group. The
+        // init has that uid too; the CLI has it when started by uid 65534 (started by root, the
+        // kernel refuses the calls on it anyway).
+        use std::os::unix::process::CommandExt;
+        let mut bystander = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sleep",
+                "60",
+            ])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = bystander.id();
+        let before = sched_of(pid);
+        let o = via_shell(
+            who,
+            "",
+            true,
+            &[
+                "run",
+                "--allow-degraded",
+                "--",
+                "python3",
+                "-c",
+                TOUCH_PROCESSES,
+                &pid.to_string(),
+            ],
+        )
+        .output()
+        .unwrap();
+        let after = sched_of(pid);
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        assert_code(&o, 0);
+        let out = text(&o.stdout);
+        let mut foreign = 0;
+        for line in out.lines() {
+            if line == "DONE" || line.starts_with("now ") {
+                continue;
+            }
+            let (name, answer) = line.rsplit_once(' ').unwrap();
+            if name.starts_with("self ") {
+                assert_eq!(answer, "OK", "{who:?}: {line}\n{out}");
+            } else {
+                assert_eq!(answer, "EPERM", "{who:?}: {line}\n{out}");
+                foreign += 1;
+            }
+        }
+        assert_eq!(foreign, 4 * 10, "{who:?}: {out}");
+        // What the program did to itself took effect: nice 3 (nice, setpriority, then
+        // sched_setattr's SCHED_BATCH with nice 3), one CPU, SCHED_IDLE (5), the idle I/O class,
+        // 32 descriptors.
+        assert!(
+            out.contains(&format!("now 3 True 5 {} 32\n", 3 << 13)),
+            "{who:?}: {out}"
+        );
+        assert!(out.ends_with("DONE\n"), "{who:?}: {out}");
+        assert_eq!(before, after, "{who:?}: the bystander was changed\n{out}");
+    });
+}

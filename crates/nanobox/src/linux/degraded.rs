@@ -31,7 +31,8 @@ use crate::policy::{Policy, SeccompPolicy};
 /// The Landlock ABI the degraded mode needs: scoped signals and abstract unix sockets (6.12+).
 pub(crate) const NEEDED_ABI: i32 = 6;
 
-/// Syscalls the degraded mode denies on top of the default filter.
+/// Syscalls the degraded mode denies on top of the default filter: without namespaces, sockets
+/// and SysV IPC would be the host's.
 pub(crate) const EXTRA_DENIED: &[&str] = &[
     "socket",
     "shmget",
@@ -46,6 +47,10 @@ pub(crate) const EXTRA_DENIED: &[&str] = &[
     "semop",
     "semctl",
     "semtimedop",
+    // Acts on another (dying) process through a pidfd the argument filter cannot look into;
+    // never useful on the program itself. The rest of that class: `own_process_rules` in
+    // seccomp.rs.
+    "process_mrelease",
 ];
 
 /// Whether a user namespace can be created here; the error names the setting that refuses it.
