@@ -632,3 +632,122 @@ fn host_processes_scheduling_and_limits_cannot_be_changed() {
         assert_eq!(before, after, "{who:?}: the bystander was changed\n{out}");
     });
 }
+
+/// The run directory a degraded run printed as `TMPDIR=...`.
+fn printed_tmpdir(out: &str) -> PathBuf {
+    PathBuf::from(
+        out.lines()
+            .find_map(|l| l.strip_prefix("TMPDIR="))
+            .unwrap_or_else(|| panic!("TMPDIR printed: {out}")),
+    )
+}
+
+#[test]
+fn the_run_directory_has_an_unpredictable_name_and_is_gone_after_the_run() {
+    both(|who| {
+        let outside = TempDir::new("outside");
+        std::fs::write(outside.join("keep"), "host file\n").unwrap();
+        // Leaves files, a directory and a symlink out of the run directory behind.
+        let script = format!(
+            "echo TMPDIR=$TMPDIR; mkdir $TMPDIR/d && echo x > $TMPDIR/d/f && \
+             ln -s {} $TMPDIR/out && echo LEFT",
+            outside.str()
+        );
+        let mut names = Vec::new();
+        for extra in [&[][..], &["--timeout", "1s"][..]] {
+            let script = if extra.is_empty() {
+                script.clone()
+            } else {
+                format!("{script}; sleep 300")
+            };
+            let mut args = vec!["run", "--allow-degraded"];
+            args.extend_from_slice(extra);
+            args.extend(["--ro", outside.str(), "--", "sh", "-c", &script]);
+            let child = via_shell(who, "", false, &args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let cli_pid = child.id();
+            let o = child.wait_with_output().unwrap();
+            assert_code(&o, if extra.is_empty() { 0 } else { 124 });
+            let out = text(&o.stdout);
+            assert!(out.contains("LEFT"), "{who:?}: {out}");
+            let dir = printed_tmpdir(&out);
+            assert!(!dir.exists(), "{who:?}: {} left behind", dir.display());
+            let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+            // 128 random bits in hex, and nothing else: no pid, no counter.
+            let random = name
+                .strip_prefix("nanobox-run-")
+                .unwrap_or_else(|| panic!("{name}"));
+            assert!(
+                random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{who:?}: {name}"
+            );
+            // A 7-digit pid appears in 32 random hex digits with a chance below 1e-6.
+            assert!(!random.contains(&cli_pid.to_string()), "{who:?}: {name}");
+            names.push(name);
+        }
+        assert_ne!(names[0], names[1]);
+        assert_eq!(
+            std::fs::read_to_string(outside.join("keep")).unwrap(),
+            "host file\n"
+        );
+    });
+}
+
+#[test]
+fn entries_planted_at_the_old_predictable_name_neither_stop_nor_redirect_a_run() {
+    // The run directory used to be /tmp/nanobox-run-<CLI pid>-0. Another user plants a
+    // directory or a symlink there before the CLI starts (the shell's $$ is the CLI's pid).
+    both(|who| {
+        let target = TempDir::new("planted-target");
+        let other = match who {
+            Who::Root => "setpriv --reuid=65534 --regid=65534 --clear-groups ",
+            Who::User => "",
+        };
+        for plant in [
+            format!("{other}mkdir -m 0777 \"$planted\""),
+            format!("{other}ln -s {} \"$planted\"", target.str()),
+        ] {
+            let prelude = format!(
+                "planted=/tmp/nanobox-run-$$-0; {plant} || exit 99; echo \"$planted\" > {}/name",
+                target.str()
+            );
+            let o = via_shell(
+                who,
+                &prelude,
+                false,
+                &[
+                    "run",
+                    "--allow-degraded",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo TMPDIR=$TMPDIR; echo x > $TMPDIR/f && echo WROTE",
+                ],
+            )
+            .output()
+            .unwrap();
+            let name = std::fs::read_to_string(target.join("name")).unwrap();
+            let planted = PathBuf::from(name.trim());
+            let meta = std::fs::symlink_metadata(&planted);
+            let _ = std::fs::remove_file(&planted).or_else(|_| std::fs::remove_dir(&planted));
+            assert_code(&o, 0);
+            let out = text(&o.stdout);
+            assert!(out.contains("WROTE"), "{who:?}: {out}");
+            assert_ne!(printed_tmpdir(&out), planted, "{who:?}");
+            // The planted entry is as it was: nothing written through it, not chowned.
+            let meta = meta.unwrap();
+            assert!(meta.is_dir() || meta.file_type().is_symlink(), "{who:?}");
+            if meta.is_dir() {
+                assert_eq!(meta.permissions().mode() & 0o7777, 0o777, "{who:?}");
+            }
+            let listed: Vec<_> = std::fs::read_dir(target.str())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(listed, ["name"], "{who:?}");
+        }
+    });
+}
