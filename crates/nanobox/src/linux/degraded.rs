@@ -9,8 +9,12 @@
 //! private per-run directory that stands in for /tmp; Landlock scopes keep its signals and
 //! abstract unix sockets inside the sandbox; seccomp applies the default filter plus a ban on
 //! `socket` (no network, not even unix sockets; `socketpair` still works) and on SysV IPC (which
-//! would be the host's); no_new_privs; a caller running as root runs the program as uid 65534
-//! with an empty bounding set; the init kills every process of the run when the program ends.
+//! would be the host's), and refuses every call that changes another process's scheduling, I/O
+//! priority or limits by pid (`own_process_rules` in seccomp.rs: host processes of the same uid,
+//! the caller included, would otherwise be reachable); no_new_privs; a caller running as root
+//! runs the program as uid 65534 with an empty bounding set; the init kills every process of the
+//! run when the program ends. The stand-in for /tmp has a random name and is made so that no
+//! entry planted by another user is used or followed ([`RunDir::create`]).
 //!
 //! What is lost, listed in every result's `degraded`: no pid namespace (the program sees host
 //! pids, though not /proc), no mount namespace (host paths only: a mount must keep its host path,
@@ -151,7 +155,9 @@ pub(crate) fn prepare(policy: &Policy, why: &Error, system_dirs: &[String]) -> R
     let mut notes = vec![
         format!("user namespaces unavailable ({why}): Landlock + seccomp only"),
         "no pid namespace: host pids are visible to kill/ptrace checks (Landlock scopes and \
-         seccomp stop both); /proc is not readable"
+         seccomp stop both); /proc is not readable; setpriority, sched_setaffinity, \
+         sched_setscheduler, ioprio_set and prlimit work on the program itself (pid 0) only, \
+         so pinning or renicing a thread by its tid fails with EPERM"
             .to_string(),
         "no mount namespace: the program sees host paths; /tmp is a private host directory \
          without a size bound"
