@@ -440,3 +440,314 @@ fn a_mount_that_moves_a_path_is_refused() {
         "{err}"
     );
 }
+
+/// `nanobox(who, args)` started through a shell that runs `prelude` (as root) and then executes
+/// it, so that the CLI's pid is the shell's `$$`; with `pid_arg`, that pid is appended to `args`.
+fn via_shell(who: Who, prelude: &str, pid_arg: bool, args: &[&str]) -> Command {
+    let inner = nanobox(who, args);
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "{prelude}\nexec \"$@\"{}",
+            if pid_arg { " \"$$\"" } else { "" }
+        ))
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir("/")
+        .stdin(Stdio::null());
+    c
+}
+
+/// What another process may change about a process's scheduling and limits, read from the host.
+#[derive(Debug, PartialEq)]
+struct Sched {
+    nice: i64,
+    cpus: Vec<usize>,
+    policy: i32,
+    ioprio: i64,
+    nofile: String,
+}
+
+fn sched_of(pid: u32) -> Sched {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after "(comm) ": state is field 3, nice field 19.
+    let after = &stat[stat.rfind(") ").unwrap() + 2..];
+    let nice = after.split(' ').nth(19 - 3).unwrap().parse().unwrap();
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the call fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live cpu_set_t of the size given.
+    let r = unsafe {
+        libc::sched_getaffinity(pid as i32, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+    };
+    assert_eq!(r, 0, "sched_getaffinity({pid})");
+    let cpus = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `set` is initialised; the index is below CPU_SETSIZE.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect();
+    // SAFETY: plain syscalls on a pid.
+    let policy = unsafe { libc::sched_getscheduler(pid as i32) };
+    // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid) takes no pointer.
+    let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid as libc::c_long) };
+    let nofile = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    Sched {
+        nice,
+        cpus,
+        policy,
+        ioprio,
+        nofile,
+    }
+}
+
+/// Tries every call that changes another process's scheduling, I/O priority or limits on each
+/// target (a bystander and the CLI, from argv; its init; its own pid by number, which the filter
+/// cannot tell from another's), then the same calls on itself by pid 0.
+const TOUCH_PROCESSES: &str = r#"
+import ctypes, errno, os, resource, sys
+libc = ctypes.CDLL(None, use_errno=True)
+
+def sc(nr, *args):
+    if libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args]) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+def attempt(name, f):
+    try:
+        f()
+        print(name, 'OK')
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, e.errno))
+    except ValueError as e:
+        print(name, 'ValueError')
+
+class SchedAttr(ctypes.Structure):
+    _fields_ = [('size', ctypes.c_uint32), ('policy', ctypes.c_uint32),
+                ('flags', ctypes.c_uint64), ('nice', ctypes.c_int32),
+                ('priority', ctypes.c_uint32), ('rt', ctypes.c_uint64 * 3)]
+
+idle = SchedAttr(48, os.SCHED_IDLE, 0, 19, 0)
+batch_self = SchedAttr(48, os.SCHED_BATCH, 0, 3, 0)
+IOPRIO_IDLE = 3 << 13
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+cpu = min(os.sched_getaffinity(0))
+targets = [('bystander', int(sys.argv[1])), ('cli', int(sys.argv[2])),
+           ('init', os.getppid()), ('ownpid', os.getpid())]
+for who, pid in targets:
+    attempt(who + ' setpriority', lambda: os.setpriority(os.PRIO_PROCESS, pid, 19))
+    attempt(who + ' setpriority_pgrp', lambda: os.setpriority(os.PRIO_PGRP, pid, 19))
+    attempt(who + ' sched_setaffinity', lambda: os.sched_setaffinity(pid, {cpu}))
+    attempt(who + ' sched_setscheduler',
+            lambda: os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0)))
+    attempt(who + ' sched_setparam', lambda: os.sched_setparam(pid, os.sched_param(0)))
+    attempt(who + ' sched_setattr', lambda: sc(314, pid, ctypes.addressof(idle), 0))
+    attempt(who + ' ioprio_set', lambda: sc(251, 1, pid, IOPRIO_IDLE))
+    attempt(who + ' ioprio_set_pgrp', lambda: sc(251, 2, pid, IOPRIO_IDLE))
+    attempt(who + ' prlimit', lambda: resource.prlimit(pid, resource.RLIMIT_NOFILE, (1, 1)))
+    attempt(who + ' prlimit_read', lambda: resource.prlimit(pid, resource.RLIMIT_NOFILE))
+# The same calls on itself, by pid 0.
+attempt('self nice', lambda: os.nice(1))
+attempt('self setpriority', lambda: os.setpriority(os.PRIO_PROCESS, 0, 2))
+attempt('self sched_setaffinity', lambda: os.sched_setaffinity(0, {cpu}))
+attempt('self sched_setparam', lambda: os.sched_setparam(0, os.sched_param(0)))
+attempt('self ioprio_set', lambda: sc(251, 1, 0, IOPRIO_IDLE))
+attempt('self setrlimit', lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard)))
+attempt('self prlimit', lambda: resource.prlimit(0, resource.RLIMIT_NOFILE, (32, hard)))
+attempt('self sched_setattr', lambda: sc(314, 0, ctypes.addressof(batch_self), 0))
+attempt('self sched_setscheduler',
+        lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)))
+print('now', os.getpriority(os.PRIO_PROCESS, 0), os.sched_getaffinity(0) == {cpu},
+      os.sched_getscheduler(0), libc.syscall(ctypes.c_long(252), 1, 0),
+      resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+print('DONE')
+"#;
+
+#[test]
+fn host_processes_scheduling_and_limits_cannot_be_changed() {
+    both(|who| {
+        // A bystander with the program's uid (65534 in both cases), leading its own group. The
+        // init has that uid too; the CLI has it when started by uid 65534 (started by root, the
+        // kernel refuses the calls on it anyway).
+        use std::os::unix::process::CommandExt;
+        let mut bystander = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sleep",
+                "60",
+            ])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = bystander.id();
+        let before = sched_of(pid);
+        let o = via_shell(
+            who,
+            "",
+            true,
+            &[
+                "run",
+                "--allow-degraded",
+                "--",
+                "python3",
+                "-c",
+                TOUCH_PROCESSES,
+                &pid.to_string(),
+            ],
+        )
+        .output()
+        .unwrap();
+        let after = sched_of(pid);
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        assert_code(&o, 0);
+        let out = text(&o.stdout);
+        let mut foreign = 0;
+        for line in out.lines() {
+            if line == "DONE" || line.starts_with("now ") {
+                continue;
+            }
+            let (name, answer) = line.rsplit_once(' ').unwrap();
+            if name.starts_with("self ") {
+                assert_eq!(answer, "OK", "{who:?}: {line}\n{out}");
+            } else {
+                assert_eq!(answer, "EPERM", "{who:?}: {line}\n{out}");
+                foreign += 1;
+            }
+        }
+        assert_eq!(foreign, 4 * 10, "{who:?}: {out}");
+        // What the program did to itself took effect: nice 3 (nice, setpriority, then
+        // sched_setattr's SCHED_BATCH with nice 3), one CPU, SCHED_IDLE (5), the idle I/O class,
+        // 32 descriptors.
+        assert!(
+            out.contains(&format!("now 3 True 5 {} 32\n", 3 << 13)),
+            "{who:?}: {out}"
+        );
+        assert!(out.ends_with("DONE\n"), "{who:?}: {out}");
+        assert_eq!(before, after, "{who:?}: the bystander was changed\n{out}");
+    });
+}
+
+/// The run directory a degraded run printed as `TMPDIR=...`.
+fn printed_tmpdir(out: &str) -> PathBuf {
+    PathBuf::from(
+        out.lines()
+            .find_map(|l| l.strip_prefix("TMPDIR="))
+            .unwrap_or_else(|| panic!("TMPDIR printed: {out}")),
+    )
+}
+
+#[test]
+fn the_run_directory_has_an_unpredictable_name_and_is_gone_after_the_run() {
+    both(|who| {
+        let outside = TempDir::new("outside");
+        std::fs::write(outside.join("keep"), "host file\n").unwrap();
+        // Leaves files, a directory and a symlink out of the run directory behind.
+        let script = format!(
+            "echo TMPDIR=$TMPDIR; mkdir $TMPDIR/d && echo x > $TMPDIR/d/f && \
+             ln -s {} $TMPDIR/out && echo LEFT",
+            outside.str()
+        );
+        let mut names = Vec::new();
+        for extra in [&[][..], &["--timeout", "1s"][..]] {
+            let script = if extra.is_empty() {
+                script.clone()
+            } else {
+                format!("{script}; sleep 300")
+            };
+            let mut args = vec!["run", "--allow-degraded"];
+            args.extend_from_slice(extra);
+            args.extend(["--ro", outside.str(), "--", "sh", "-c", &script]);
+            let child = via_shell(who, "", false, &args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let cli_pid = child.id();
+            let o = child.wait_with_output().unwrap();
+            assert_code(&o, if extra.is_empty() { 0 } else { 124 });
+            let out = text(&o.stdout);
+            assert!(out.contains("LEFT"), "{who:?}: {out}");
+            let dir = printed_tmpdir(&out);
+            assert!(!dir.exists(), "{who:?}: {} left behind", dir.display());
+            let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+            // 128 random bits in hex, and nothing else: no pid, no counter.
+            let random = name
+                .strip_prefix("nanobox-run-")
+                .unwrap_or_else(|| panic!("{name}"));
+            assert!(
+                random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{who:?}: {name}"
+            );
+            // A 7-digit pid appears in 32 random hex digits with a chance below 1e-6.
+            assert!(!random.contains(&cli_pid.to_string()), "{who:?}: {name}");
+            names.push(name);
+        }
+        assert_ne!(names[0], names[1]);
+        assert_eq!(
+            std::fs::read_to_string(outside.join("keep")).unwrap(),
+            "host file\n"
+        );
+    });
+}
+
+#[test]
+fn entries_planted_at_the_old_predictable_name_neither_stop_nor_redirect_a_run() {
+    // The run directory used to be /tmp/nanobox-run-<CLI pid>-0. Another user plants a
+    // directory or a symlink there before the CLI starts (the shell's $$ is the CLI's pid).
+    both(|who| {
+        let target = TempDir::new("planted-target");
+        let other = match who {
+            Who::Root => "setpriv --reuid=65534 --regid=65534 --clear-groups ",
+            Who::User => "",
+        };
+        for plant in [
+            format!("{other}mkdir -m 0777 \"$planted\""),
+            format!("{other}ln -s {} \"$planted\"", target.str()),
+        ] {
+            let prelude = format!(
+                "planted=/tmp/nanobox-run-$$-0; {plant} || exit 99; echo \"$planted\" > {}/name",
+                target.str()
+            );
+            let o = via_shell(
+                who,
+                &prelude,
+                false,
+                &[
+                    "run",
+                    "--allow-degraded",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo TMPDIR=$TMPDIR; echo x > $TMPDIR/f && echo WROTE",
+                ],
+            )
+            .output()
+            .unwrap();
+            let name = std::fs::read_to_string(target.join("name")).unwrap();
+            let planted = PathBuf::from(name.trim());
+            let meta = std::fs::symlink_metadata(&planted);
+            let _ = std::fs::remove_file(&planted).or_else(|_| std::fs::remove_dir(&planted));
+            assert_code(&o, 0);
+            let out = text(&o.stdout);
+            assert!(out.contains("WROTE"), "{who:?}: {out}");
+            assert_ne!(printed_tmpdir(&out), planted, "{who:?}");
+            // The planted entry is as it was: nothing written through it, not chowned.
+            let meta = meta.unwrap();
+            assert!(meta.is_dir() || meta.file_type().is_symlink(), "{who:?}");
+            if meta.is_dir() {
+                assert_eq!(meta.permissions().mode() & 0o7777, 0o777, "{who:?}");
+            }
+            let listed: Vec<_> = std::fs::read_dir(target.str())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(listed, ["name"], "{who:?}");
+        }
+    });
+}

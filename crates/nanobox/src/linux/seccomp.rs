@@ -15,8 +15,10 @@
 //!    and netlink-route, `socketpair` other than unix, `clone` with a namespace flag, `personality`
 //!    other than Docker's harmless values; a mode with S_ISUID or S_ISGID in `chmod`, `fchmod`,
 //!    `fchmodat`, `mknod`, `mknodat`, `creat`, and `open`/`openat` with `O_CREAT` or `O_TMPFILE`
-//!    (see [`setid_mode_rules`]); and, in a user namespace, `chown` and `set*id` to an id the
-//!    program does not hold (see [`foreign_id_rules`]).
+//!    (see [`setid_mode_rules`]); in a user namespace, `chown` and `set*id` to an id the
+//!    program does not hold (see [`foreign_id_rules`]); without one (the degraded mode, which
+//!    has no pid namespace either), calls that change another process's scheduling, I/O
+//!    priority or limits (see [`own_process_rules`]).
 //!
 //! Nothing kills: a program that tries something refused gets an error it can handle. Foreign
 //! architectures (i386 through `int 0x80`) and x32 syscall numbers are refused explicitly at the
@@ -529,12 +531,82 @@ fn foreign_id_rules(
     Ok(())
 }
 
+/// `which` values of setpriority(2) and ioprio_set(2) that name one process (linux/resource.h,
+/// linux/ioprio.h); the libc crate has no constant for the second.
+const PRIO_PROCESS: u64 = 0;
+const IOPRIO_WHO_PROCESS: u64 = 1;
+/// prctl(2) core scheduling, whose third argument is a pid (linux/prctl.h).
+const PR_SCHED_CORE: u64 = 62;
+
+/// Without a pid namespace (the degraded mode), refuse with EPERM every allowed call that changes
+/// another process, chosen by pid, process group or user, unless it names the calling process as
+/// 0. The kernel lets a process change these for any process of its own uid (no capability, no
+/// ptrace check, nothing Landlock governs), so the program could slow, pin, starve or cripple
+/// same-uid host processes, the nanobox caller included (an RLIMIT_NOFILE of 0 made the CLI lose
+/// the program's output). Refused:
+/// - `setpriority` unless `PRIO_PROCESS` with who 0 (`PRIO_PGRP`, and `PRIO_USER`, whose who 0
+///   means every process of the uid, are refused);
+/// - `ioprio_set` unless `IOPRIO_WHO_PROCESS` with who 0;
+/// - `sched_setaffinity`, `sched_setscheduler`, `sched_setparam`, `sched_setattr`, `prlimit64`
+///   (also to read another process's limits), `get_robust_list`, `migrate_pages`, `move_pages`
+///   with a pid other than 0 (the last two answer ENOSYS by number anyway);
+/// - `prctl(PR_SCHED_CORE, cmd, pid)` with a pid other than 0.
+///
+/// `process_mrelease` takes a pidfd the filter cannot look into, and has no use on the caller
+/// itself: the degraded mode refuses it by number (`degraded::EXTRA_DENIED`).
+///
+/// The filter sees numbers only, so per-thread calls by tid (`pthread_setaffinity_np`,
+/// `pthread_setschedparam`, threads created with an affinity or scheduling attribute) and calls
+/// naming the process's own pid by number are refused too; glibc's `nice`, `setrlimit` and
+/// `getrlimit` pass 0. Left alone, because the kernel or Landlock already confines them:
+/// `kill`, `tkill`, `tgkill`, `rt_sigqueueinfo`, `rt_tgsigqueueinfo`, `pidfd_send_signal`, and
+/// `fcntl(F_SETOWN)` (Landlock's signal scope); `setpgid` and `wait4`/`waitid` (own children
+/// only); `capset` (the caller only). The calls that only read (`getpriority`, `ioprio_get`,
+/// `sched_get*`, `sched_rr_get_interval`, `getpgid`, `getsid`, `capget`) and `pidfd_open` stay:
+/// they change nothing, and glibc's per-thread getters pass a tid.
+fn own_process_rules(m: &mut BTreeMap<i64, Vec<SeccompRule>>) -> Result<(), String> {
+    let not = |arg: u8, value: u64| -> Result<SeccompRule, String> {
+        rule(vec![cond(arg, Len::Dword, Op::Ne, value)?])
+    };
+    let mut add = |nr: i64, rules: Vec<SeccompRule>| m.entry(nr).or_default().extend(rules);
+    add(
+        libc::SYS_setpriority,
+        vec![not(0, PRIO_PROCESS)?, not(1, 0)?],
+    );
+    add(
+        libc::SYS_ioprio_set,
+        vec![not(0, IOPRIO_WHO_PROCESS)?, not(1, 0)?],
+    );
+    for nr in [
+        libc::SYS_sched_setaffinity,
+        libc::SYS_sched_setscheduler,
+        libc::SYS_sched_setparam,
+        libc::SYS_sched_setattr,
+        libc::SYS_prlimit64,
+        libc::SYS_get_robust_list,
+        libc::SYS_migrate_pages,
+        libc::SYS_move_pages,
+    ] {
+        add(nr, vec![not(0, 0)?]);
+    }
+    add(
+        libc::SYS_prctl,
+        vec![rule(vec![
+            cond(0, Len::Dword, Op::Eq, PR_SCHED_CORE)?,
+            cond(2, Len::Dword, Op::Ne, 0)?,
+        ])?],
+    );
+    Ok(())
+}
+
 /// The argument checks (EPERM when a rule matches).
 fn argument_rules(ids: Option<ProgramIds>) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     let mut m: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     setid_mode_rules(&mut m)?;
-    if let Some(ids) = ids {
-        foreign_id_rules(&mut m, ids)?;
+    match ids {
+        Some(ids) => foreign_id_rules(&mut m, ids)?,
+        // No user namespace: the degraded mode, which has no pid namespace either.
+        None => own_process_rules(&mut m)?,
     }
     m.insert(
         libc::SYS_ioctl,
@@ -689,7 +761,8 @@ fn lookup(lists: &[&[(&str, i64)]], name: &str) -> Option<i64> {
 
 /// Compile the filters for `policy` (the default filter, tightened or loosened by name). `ids`
 /// are the program's ids in its user namespace (`None` without one: the degraded mode, where the
-/// program holds real host ids and the kernel answers EPERM for the others by itself).
+/// program holds real host ids and the kernel answers EPERM for the others by itself, and where
+/// host pids are in reach: [`own_process_rules`] apply instead).
 pub(crate) fn filters(
     policy: &crate::policy::SeccompPolicy,
     ids: Option<ProgramIds>,
@@ -833,6 +906,148 @@ mod tests {
         let d = filters(&Default::default(), Some(IDS)).unwrap();
         assert_eq!(
             eval(&d.by_number, X86_64, libc::SYS_socket as u32, [0; 6]),
+            ALLOW
+        );
+    }
+
+    /// The calls of [`own_process_rules`]: (syscall, index of the pid argument).
+    const BY_PID: &[(i64, usize)] = &[
+        (libc::SYS_sched_setaffinity, 0),
+        (libc::SYS_sched_setscheduler, 0),
+        (libc::SYS_sched_setparam, 0),
+        (libc::SYS_sched_setattr, 0),
+        (libc::SYS_prlimit64, 0),
+        (libc::SYS_get_robust_list, 0),
+        (libc::SYS_migrate_pages, 0),
+        (libc::SYS_move_pages, 0),
+    ];
+
+    /// Pids the kernel reads (the low 32 bits) as another process: a host process, init, the
+    /// program's own pid by number, -1, and the same behind a high half.
+    const FOREIGN_PIDS: &[u64] = &[1, 2, 4242, 65534, 0xffff_ffff, (1 << 32) | 4242];
+
+    #[test]
+    fn degraded_filter_refuses_calls_on_other_processes_and_allows_pid_0() {
+        let d = filters(
+            &super::super::degraded::seccomp_policy(&Default::default()),
+            None,
+        )
+        .unwrap();
+        let a = |nr: i64, args: [u64; 6]| eval(&d.by_argument, X86_64, nr as u32, args);
+        let with = |pid_at: usize, pid: u64| {
+            let mut args = [0, 1, 0x1000, 3, 0x2000, 0];
+            args[pid_at] = pid;
+            args
+        };
+        for &(nr, at) in BY_PID {
+            for &pid in FOREIGN_PIDS {
+                assert_eq!(a(nr, with(at, pid)), EPERM, "syscall {nr} pid {pid:#x}");
+            }
+            assert_eq!(a(nr, with(at, 0)), ALLOW, "syscall {nr} pid 0");
+            // The kernel reads a pid_t: a high half over 0 is still the caller.
+            assert_eq!(a(nr, with(at, 1 << 32)), ALLOW, "syscall {nr}");
+        }
+        // setpriority(which, who, prio): PRIO_PROCESS (0) with who 0 only; PRIO_PGRP (1) and
+        // PRIO_USER (2, where who 0 means every process of the uid) never.
+        let (prio_process, prio_pgrp, prio_user) = (0u64, 1u64, 2u64);
+        assert_eq!(
+            a(libc::SYS_setpriority, [prio_process, 0, 10, 0, 0, 0]),
+            ALLOW
+        );
+        for &who in FOREIGN_PIDS {
+            assert_eq!(
+                a(libc::SYS_setpriority, [prio_process, who, 10, 0, 0, 0]),
+                EPERM
+            );
+        }
+        for which in [prio_pgrp, prio_user, 3, 0xffff_ffff] {
+            for who in [0, 1, 65534] {
+                assert_eq!(
+                    a(libc::SYS_setpriority, [which, who, 10, 0, 0, 0]),
+                    EPERM,
+                    "which {which} who {who}"
+                );
+            }
+        }
+        // ioprio_set(which, who, ioprio): IOPRIO_WHO_PROCESS (1) with who 0 only.
+        let idle = 3 << 13;
+        assert_eq!(a(libc::SYS_ioprio_set, [1, 0, idle, 0, 0, 0]), ALLOW);
+        for &who in FOREIGN_PIDS {
+            assert_eq!(a(libc::SYS_ioprio_set, [1, who, idle, 0, 0, 0]), EPERM);
+        }
+        for which in [0, 2, 3, 4] {
+            for who in [0, 1, 65534] {
+                assert_eq!(
+                    a(libc::SYS_ioprio_set, [which, who, idle, 0, 0, 0]),
+                    EPERM,
+                    "which {which} who {who}"
+                );
+            }
+        }
+        // prctl(PR_SCHED_CORE, cmd, pid, ...): pid 0 only; other prctl options are not checked.
+        for cmd in 0..4 {
+            assert_eq!(a(libc::SYS_prctl, [62, cmd, 0, 0, 0, 0]), ALLOW);
+            for &pid in FOREIGN_PIDS {
+                assert_eq!(a(libc::SYS_prctl, [62, cmd, pid, 0, 0, 0]), EPERM);
+            }
+        }
+        assert_eq!(
+            a(
+                libc::SYS_prctl,
+                [libc::PR_SET_PDEATHSIG as u64, 9, 0, 0, 0, 0]
+            ),
+            ALLOW
+        );
+        assert_eq!(
+            a(
+                libc::SYS_prctl,
+                [libc::PR_SET_NAME as u64, 0x1000, 4242, 0, 0, 0]
+            ),
+            ALLOW
+        );
+        // process_mrelease names its target by pidfd: refused by number.
+        let n = |nr: i64| eval(&d.by_number, X86_64, nr as u32, [3, 0, 0, 0, 0, 0]);
+        assert_eq!(n(libc::SYS_process_mrelease), EPERM);
+        // migrate_pages, move_pages and process_madvise are not allowed by number at all.
+        for nr in [
+            libc::SYS_migrate_pages,
+            libc::SYS_move_pages,
+            libc::SYS_process_madvise,
+        ] {
+            assert_eq!(n(nr), ENOSYS, "{nr}");
+        }
+        // Reading and signalling are left to the kernel and Landlock's scope.
+        for nr in [
+            libc::SYS_getpriority,
+            libc::SYS_sched_getaffinity,
+            libc::SYS_sched_getattr,
+            libc::SYS_ioprio_get,
+            libc::SYS_kill,
+            libc::SYS_pidfd_open,
+        ] {
+            assert_eq!(a(nr, [4242, 4242, 0, 0, 0, 0]), ALLOW, "{nr}");
+        }
+    }
+
+    #[test]
+    fn the_namespaced_filter_leaves_pids_to_the_pid_namespace() {
+        let f = filters(&Default::default(), Some(IDS)).unwrap();
+        let a = |nr: i64, args: [u64; 6]| eval(&f.by_argument, X86_64, nr as u32, args);
+        for &(nr, at) in BY_PID {
+            let mut args = [0; 6];
+            args[at] = 4242;
+            assert_eq!(a(nr, args), ALLOW, "{nr}");
+        }
+        assert_eq!(a(libc::SYS_setpriority, [2, 0, 10, 0, 0, 0]), ALLOW);
+        assert_eq!(a(libc::SYS_ioprio_set, [3, 0, 3 << 13, 0, 0, 0]), ALLOW);
+        assert_eq!(a(libc::SYS_prctl, [62, 1, 4242, 0, 0, 0]), ALLOW);
+        assert_eq!(
+            eval(
+                &f.by_number,
+                X86_64,
+                libc::SYS_process_mrelease as u32,
+                [0; 6]
+            ),
             ALLOW
         );
     }
