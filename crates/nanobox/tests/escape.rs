@@ -143,7 +143,7 @@ both!(two_sandboxes_cannot_reach_each_other, {
         ),
     );
     assert_eq!(outcome_of(&b, "tmp"), "[]", "{b}");
-    assert_eq!(outcome_of(&b, "pids"), "[1, 2]", "{b}");
+    assert_eq!(outcome_of(&b, "pids"), "[2]", "{b}");
     assert_ne!(outcome_of(&b, "kill_host_pid"), "ok", "{b}");
     line.clear();
     out.read_line(&mut line).unwrap();
