@@ -336,20 +336,29 @@ fn no_setid_file_leaves_a_degraded_run_either() {
     });
 }
 
+/// A host `sleep 60` with the program's uid (65534 in both cases); with `own_group`, leading its
+/// own process group.
+fn bystander(own_group: bool) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "sleep",
+        "60",
+    ]);
+    if own_group {
+        c.process_group(0);
+    }
+    c.spawn().unwrap()
+}
+
 #[test]
 fn signals_stay_inside_the_run() {
     both(|who| {
         // A bystander with the program's uid (65534 in both cases).
-        let mut bystander = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "sleep",
-                "60",
-            ])
-            .spawn()
-            .unwrap();
+        let mut bystander = bystander(false);
         let script = format!(
             "kill -9 -1; kill -9 {}; echo bystander $?; kill -9 $PPID; echo init $?; echo ALIVE",
             bystander.id()
@@ -572,18 +581,7 @@ fn host_processes_scheduling_and_limits_cannot_be_changed() {
         // A bystander with the program's uid (65534 in both cases), leading its own group. The
         // init has that uid too; the CLI has it when started by uid 65534 (started by root, the
         // kernel refuses the calls on it anyway).
-        use std::os::unix::process::CommandExt;
-        let mut bystander = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "sleep",
-                "60",
-            ])
-            .process_group(0)
-            .spawn()
-            .unwrap();
+        let mut bystander = bystander(true);
         let pid = bystander.id();
         let before = sched_of(pid);
         let o = via_shell(

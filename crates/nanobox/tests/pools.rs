@@ -13,35 +13,6 @@ use std::io::{BufRead, BufReader};
 
 use nanobox::{Child, KernelPool, Outcome, Sandbox};
 
-/// A per-user test: as uid 65534 (re-executed by root), never as root.
-macro_rules! as_user {
-    ($name:ident, $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            fn body() $body
-
-            #[test]
-            fn as_user() {
-                if $crate::common::is_root() {
-                    let path = concat!(module_path!(), "::body_entry");
-                    let name = path.split_once("::").map(|(_, r)| r).unwrap_or(path);
-                    $crate::common::rerun_as_user(name);
-                } else {
-                    body()
-                }
-            }
-
-            #[test]
-            #[ignore = "entry point of `as_user`, which runs it under uid 65534"]
-            fn body_entry() {
-                body()
-            }
-        }
-    };
-}
-
 fn read_u64(path: &str) -> u64 {
     std::fs::read_to_string(path)
         .unwrap()

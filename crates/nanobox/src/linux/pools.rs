@@ -34,7 +34,7 @@ pub(crate) struct PoolPlan {
     pub rlimits: Vec<(Resource, u64, u64)>,
     /// `max=` of the sandbox's devpts instance.
     pub ptys: u64,
-    /// Every pool's bound, for the probe and the docs.
+    /// Every pool's bound as decided (what the three fields above enforce), in `KernelPool::ALL` order.
     pub bounds: Vec<(KernelPool, u64)>,
 }
 

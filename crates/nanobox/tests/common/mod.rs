@@ -181,22 +181,47 @@ macro_rules! both {
                 body()
             }
 
-            #[test]
-            fn as_user() {
-                if $crate::common::is_root() {
-                    let path = concat!(module_path!(), "::body_entry");
-                    let name = path.split_once("::").map(|(_, r)| r).unwrap_or(path);
-                    $crate::common::rerun_as_user(name);
-                } else {
-                    body()
-                }
-            }
+            $crate::user_entry!();
+        }
+    };
+}
 
-            #[test]
-            #[ignore = "entry point of `as_user`, which runs it under uid 65534"]
-            fn body_entry() {
+/// Define a property test that runs as uid 65534 only (re-executed by root through setpriv), for
+/// tests that must not run as root (they would draw on this shared host's root pools).
+#[macro_export]
+macro_rules! as_user {
+    ($name:ident, $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body() $body
+
+            $crate::user_entry!();
+        }
+    };
+}
+
+/// The `as_user` test (root re-executes `body_entry` as uid 65534; uid 65534 runs `body` itself)
+/// and its ignored entry point, inside a test module that defines `body`.
+#[macro_export]
+macro_rules! user_entry {
+    () => {
+        #[test]
+        fn as_user() {
+            if $crate::common::is_root() {
+                let path = concat!(module_path!(), "::body_entry");
+                let name = path.split_once("::").map(|(_, r)| r).unwrap_or(path);
+                $crate::common::rerun_as_user(name);
+            } else {
                 body()
             }
+        }
+
+        #[test]
+        #[ignore = "entry point of `as_user`, which runs it under uid 65534"]
+        fn body_entry() {
+            body()
         }
     };
 }
