@@ -254,7 +254,8 @@ pub fn embedded_v4(a: &Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// The class that makes `addr` refused by default, or `None` for a public address. An IPv6 address
-/// that embeds an IPv4 address ([`embedded_v4`]) is judged by that IPv4 address.
+/// that embeds an IPv4 address (IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` but for `::`
+/// and `::1`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) is judged by that IPv4 address.
 pub fn classify(addr: IpAddr) -> Option<AddressClass> {
     match addr {
         IpAddr::V4(a) => classify_v4(a),
