@@ -53,6 +53,7 @@ mod addr;
 #[doc(hidden)]
 pub mod fuzz;
 mod head;
+mod local;
 mod pattern;
 mod server;
 mod upstream;
@@ -61,6 +62,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use addr::{classify, AddressClass, Cidr, OverrideResolver, Resolver, SystemResolver};
+pub use local::is_host_address;
 pub use pattern::AllowList;
 pub use server::{ProxyHandle, ProxyServer};
 pub use upstream::Upstream;
