@@ -221,6 +221,7 @@ class NetworkEvent:
     pattern: Optional[str]
     address: Optional[str]
     reason: Optional[str]
+    count: int
     bytes_up: int
     bytes_down: int
 
@@ -271,6 +272,8 @@ class RunResult:
     def limits(self) -> list[Enforcement]: ...
     @property
     def network(self) -> list[NetworkEvent]: ...
+    @property
+    def network_omitted(self) -> int: ...
     @property
     def degraded(self) -> list[str]: ...
     def to_json(self) -> str:

@@ -92,6 +92,8 @@ pub(crate) struct NetworkEvent {
     address: Option<String>,
     /// Why it was refused or failed, if it was.
     reason: Option<String>,
+    /// How many requests this entry stands for (repeats are one entry).
+    count: u64,
     /// Bytes relayed from the program.
     bytes_up: u64,
     /// Bytes relayed to the program.
@@ -102,9 +104,9 @@ pub(crate) struct NetworkEvent {
 impl NetworkEvent {
     fn __repr__(&self) -> String {
         format!(
-            "NetworkEvent(host={:?}, port={}, allowed={}, pattern={:?}, address={:?}, reason={:?}, bytes_up={}, bytes_down={})",
+            "NetworkEvent(host={:?}, port={}, allowed={}, pattern={:?}, address={:?}, reason={:?}, count={}, bytes_up={}, bytes_down={})",
             self.host, self.port, if self.allowed { "True" } else { "False" },
-            self.pattern, self.address, self.reason, self.bytes_up, self.bytes_down
+            self.pattern, self.address, self.reason, self.count, self.bytes_up, self.bytes_down
         )
     }
 }
@@ -118,6 +120,7 @@ impl From<&nanobox::NetworkEvent> for NetworkEvent {
             pattern: e.pattern.clone(),
             address: e.address.clone(),
             reason: e.reason.clone(),
+            count: e.count,
             bytes_up: e.bytes_up,
             bytes_down: e.bytes_down,
         }
@@ -248,6 +251,11 @@ impl RunResult {
     #[getter]
     fn network(&self) -> Vec<NetworkEvent> {
         self.0.network.iter().map(NetworkEvent::from).collect()
+    }
+    /// Refused requests left out of `network` (past the log's bound); 0 when it is complete.
+    #[getter]
+    fn network_omitted(&self) -> u64 {
+        self.0.network_omitted
     }
     /// What protected this run less than full isolation, one line each; empty normally.
     #[getter]

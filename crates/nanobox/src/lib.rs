@@ -47,7 +47,7 @@ pub use policy::{
 };
 pub use presets::Verdict;
 pub use probe::{Check, CheckStatus, Probe};
-pub use proxy::NetworkEvent;
+pub use proxy::{NetworkEvent, NetworkLog};
 pub use result::{Enforcement, Outcome, RunResult};
 pub use sandbox::{Child, ChildStderr, ChildStdout, Command, Sandbox};
 

@@ -106,6 +106,10 @@ pub struct RunResult {
     /// Every connection attempt through the network allowlist's proxy: host, port, allowed or
     /// refused (and why), bytes each way. Empty without [`crate::SandboxBuilder::allow_network`].
     pub network: Vec<crate::NetworkEvent>,
+    /// Refused requests left out of [`RunResult::network`] because it already held the log's bound
+    /// of distinct refused entries (10 000). 0 means the list is complete; allowed requests are
+    /// never left out (repeats are one entry with a `count`).
+    pub network_omitted: u64,
     /// What protected this run less than full isolation would have, one line each; empty for a
     /// fully isolated run. Only a sandbox built with an explicit opt-in (e.g.
     /// [`crate::SandboxBuilder::allow_degraded_isolation`]) can run degraded.
@@ -136,6 +140,7 @@ impl RunResult {
             accounting: "rusage",
             limits: Vec::new(),
             network: Vec::new(),
+            network_omitted: 0,
             degraded: Vec::new(),
         }
     }
@@ -186,11 +191,13 @@ impl fmt::Display for RunResult {
 /// Serialised as the run report of the CLI's `--json`: `status`, `exit_code`, `signal`, `stdout`,
 /// `stderr`, `stdout_truncated`, `stderr_truncated`, `wall_time_ms`, `cpu_time_ms`,
 /// `peak_memory_bytes`, `accounting`, `limits` (a list of `{limit, mechanism}`), `network` (a list of
-/// `{host, port, allowed, pattern, address, reason, bytes_up, bytes_down}`), `degraded` (a list
-/// of strings, empty for a fully isolated run).
+/// `{host, port, allowed, pattern, address, reason, count, bytes_up, bytes_down}`, repeats as one
+/// entry with a `count`), `network_truncated` (whether refused requests were left out of `network`)
+/// and `network_omitted` (how many), `degraded` (a list of strings, empty for a fully isolated
+/// run).
 impl Serialize for RunResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("RunResult", 15)?;
+        let mut st = s.serialize_struct("RunResult", 17)?;
         st.serialize_field("status", self.outcome.status())?;
         st.serialize_field("exit_code", &self.outcome.code())?;
         st.serialize_field("signal", &self.outcome.signal())?;
@@ -204,6 +211,8 @@ impl Serialize for RunResult {
         st.serialize_field("accounting", self.accounting)?;
         st.serialize_field("limits", &self.limits)?;
         st.serialize_field("network", &self.network)?;
+        st.serialize_field("network_truncated", &(self.network_omitted > 0))?;
+        st.serialize_field("network_omitted", &self.network_omitted)?;
         st.serialize_field("degraded", &self.degraded)?;
         st.end()
     }
@@ -232,6 +241,8 @@ mod tests {
         assert_eq!(v["wall_time_ms"], 1500.0);
         assert_eq!(v["cpu_time_ms"], 0.0);
         assert_eq!(v["peak_memory_bytes"], 0);
+        assert_eq!(v["network_truncated"], false);
+        assert_eq!(v["network_omitted"], 0);
         assert_eq!(Outcome::MemoryLimit.status(), "memory_limit");
         assert_eq!(Outcome::CpuTimeLimit.status(), "cpu_time_limit");
         assert_eq!(r.stdout_bytes, b"hi\xff");

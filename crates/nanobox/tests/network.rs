@@ -57,7 +57,10 @@ both!(an_allowed_name_reaches_its_origin_with_curl_and_python, {
         ),
     );
     assert_eq!(r.stdout, "hello from origin\nhello from origin\n", "{r:?}");
-    assert_eq!(r.network.len(), 2, "{:?}", r.network);
+    // two alike requests: one entry, counted twice
+    assert_eq!(r.network.len(), 1, "{:?}", r.network);
+    assert_eq!(r.network[0].count, 2, "{:?}", r.network);
+    assert_eq!(r.network_omitted, 0);
     for e in &r.network {
         assert!(e.allowed && e.host == "api.test" && e.port == p, "{e:?}");
         assert!(e.bytes_down > 0 && e.bytes_up > 0, "{e:?}");
@@ -360,4 +363,217 @@ fn invalid_patterns_and_the_degraded_mode_are_refused() {
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("allow_address"), "{e}");
+}
+
+both!(
+    the_log_keeps_every_allowed_request_and_says_when_it_left_refusals_out,
+    {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let o = proxy_util::Origin::http(seen.clone());
+        let p = o.port();
+        let b = Sandbox::builder()
+            .allow_network(&[format!("api.test:{p}")])
+            .map_host("api.test", lo())
+            .wall_time_limit(Duration::from_secs(120));
+        // 10,001 distinct refused names (one past the log's bound), the first three twice, then
+        // one allowed request that carries data out.
+        let script = format!(
+            r#"python3 - <<'PY'
+import socket
+for i in range(10001):
+    for _ in range(2 if i < 3 else 1):
+        s = socket.create_connection(("127.0.0.1", 3128))
+        s.sendall(b"CONNECT h%d.test:443 HTTP/1.1\r\n\r\n" % i)
+        s.recv(4096)
+        s.close()
+PY
+head -c 5000 /dev/zero | tr '\0' s > /tmp/secret
+curl -sS -H 'Expect:' --data-binary @/tmp/secret http://api.test:{p}/upload"#
+        );
+        let r = b.build().unwrap().run("sh", &["-c", &script]).unwrap();
+        // (the result holds 10,000 entries: only what matters is printed)
+        assert_eq!(
+            (&r.outcome, r.stdout.as_str()),
+            (&Outcome::Exited(0), "ok"),
+            "{}",
+            r.stderr
+        );
+        let got = seen.lock().unwrap().concat();
+        assert!(got.ends_with(&[b's'; 5000]), "the data reached the origin");
+        let refused: Vec<_> = r.network.iter().filter(|e| !e.allowed).collect();
+        assert_eq!(
+            refused.len(),
+            10_000,
+            "the log's bound of distinct refusals"
+        );
+        assert_eq!(
+            r.network_omitted, 1,
+            "the refusal past the bound is counted"
+        );
+        assert_eq!(refused[0].count, 2, "repeats are one entry");
+        let allowed: Vec<_> = r.network.iter().filter(|e| e.allowed).collect();
+        assert_eq!(allowed.len(), 1, "{allowed:?}");
+        assert!(allowed[0].bytes_up > 5000, "{:?}", allowed[0]);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["network_truncated"], true);
+        assert_eq!(json["network_omitted"], 1);
+    }
+);
+
+both!(a_tunnel_carries_requests_for_its_own_host_only, {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let o = proxy_util::Origin::http(seen.clone());
+    let p = o.port();
+    let b = Sandbox::builder()
+        .allow_network(&[format!("api.test:{p}")])
+        .map_host("api.test", lo());
+    // curl --proxytunnel sends plain HTTP inside CONNECT; the second names another virtual host
+    // of the same server.
+    let r = run(
+        b,
+        &format!(
+            "curl -sS -p -o /dev/null -w '%{{http_code}}\\n' http://api.test:{p}/a; \
+             curl -sS -p -w '\\n%{{http_code}}\\n' -H 'Host: internal.test' http://api.test:{p}/b"
+        ),
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "200", "{r:?}");
+    assert_eq!(lines.last(), Some(&"403"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("refused a request for internal.test inside a tunnel"),
+        "{r:?}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    let heads: Vec<String> = seen
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(heads[0].starts_with("GET /a HTTP/1.1\r\n"), "{heads:?}");
+    assert!(
+        !heads.iter().any(|h| h.contains("internal.test")),
+        "{heads:?}"
+    );
+    let other = r
+        .network
+        .iter()
+        .find(|e| e.host == "internal.test")
+        .unwrap_or_else(|| panic!("the other host is in the log: {:?}", r.network));
+    assert!(!other.allowed);
+    assert_eq!(
+        other.reason.as_deref(),
+        Some(format!("requested inside a tunnel to api.test:{p}").as_str())
+    );
+});
+
+/// Runs `name` (an ignored test of this binary) in a mount and network namespace of its own, as
+/// root (it binds port 53 there and mounts over /etc/resolv.conf, which only root may).
+fn rerun_in_own_namespaces(name: &str) {
+    let out = Command::new("unshare")
+        .args(["--mount", "--net", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("NANOBOX_TEST_NETNS", "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} failed:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn a_stalled_nameserver_does_not_keep_a_run_alive() {
+    if !common::is_root() {
+        eprintln!(
+            "skipped: needs root to own port 53 and /etc/resolv.conf in namespaces of its own \
+             (as uid 65534 that takes a user namespace, in which nanobox would run as that \
+             namespace's root, a different test)"
+        );
+        return;
+    }
+    rerun_in_own_namespaces("stalled_nameserver_entry");
+}
+
+#[test]
+#[ignore = "entry point of `a_stalled_nameserver_does_not_keep_a_run_alive`, which runs it in namespaces of its own"]
+fn stalled_nameserver_entry() {
+    assert_eq!(std::env::var("NANOBOX_TEST_NETNS").as_deref(), Ok("1"));
+    let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+    ok(Command::new("ip").args(["link", "set", "lo", "up"]));
+    // The system's nameserver: one that reads queries and never answers.
+    let ns = std::net::UdpSocket::bind("127.0.0.1:53").unwrap();
+    ns.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let dir = TempDir::new();
+    let conf = dir.path().join("resolv.conf");
+    std::fs::write(
+        &conf,
+        "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n",
+    )
+    .unwrap();
+    ok(Command::new("mount")
+        .arg("--bind")
+        .arg(&conf)
+        .arg("/etc/resolv.conf"));
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = {
+        let (arrivals, stop) = (arrivals.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if ns.recv_from(&mut buf).is_ok() {
+                    arrivals.lock().unwrap().push(std::time::Instant::now());
+                }
+            }
+        })
+    };
+    let sb = Sandbox::builder()
+        .allow_network(&["*"])
+        .wall_time_limit(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let r = sb
+        .run("sh", &["-c", "curl -sS https://stall.test/; sleep 60"])
+        .unwrap();
+    let ended = std::time::Instant::now();
+    assert_eq!(r.outcome, Outcome::WallTimeLimit, "{r:?}");
+    assert!(
+        r.wall_time < Duration::from_secs(4),
+        "the run outlived its 2 s limit: {:?}",
+        r.wall_time
+    );
+    assert!(
+        !arrivals.lock().unwrap().is_empty(),
+        "the lookup was never sent"
+    );
+    // No retry of the lookup after the run: it was cancelled with the proxy (the resolver's own
+    // retry would come 2 s after the first query).
+    std::thread::sleep(Duration::from_millis(2500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    listener.join().unwrap();
+    let late = arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| **t > ended)
+        .count();
+    assert_eq!(late, 0, "queries were sent after the run ended");
+    let e = r.network.iter().find(|e| e.host == "stall.test").unwrap();
+    assert_eq!(
+        e.reason.as_deref(),
+        Some("the run ended before it connected"),
+        "{e:?}"
+    );
 }

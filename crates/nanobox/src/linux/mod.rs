@@ -264,7 +264,7 @@ fn proxy_config(policy: &Policy) -> Result<Option<crate::proxy::ProxyConfig>> {
         cfg.allow_addresses
             .push(Cidr::parse(c).map_err(invalid("allow_address"))?);
     }
-    let mut resolver = OverrideResolver::new(Arc::new(SystemResolver));
+    let mut resolver = OverrideResolver::new(Arc::new(SystemResolver::new()));
     for (name, addr) in &a.hosts {
         resolver = resolver.map(name, *addr).map_err(invalid("map_host"))?;
     }

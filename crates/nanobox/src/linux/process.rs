@@ -77,7 +77,7 @@ pub(crate) struct Process {
     finished: Option<(Outcome, Duration)>,
     extras: Extras,
     usage: Option<Usage>,
-    network: Vec<crate::proxy::NetworkEvent>,
+    network: crate::proxy::NetworkLog,
 }
 
 /// What a run carries besides its processes.
@@ -217,7 +217,7 @@ pub(crate) fn start(
             finished: None,
             extras,
             usage: None,
-            network: Vec::new(),
+            network: Default::default(),
         },
         out,
         err,
@@ -542,7 +542,9 @@ pub(crate) fn collect(
     );
     r.degraded = p.extras.degraded.clone();
     r.limits = p.extras.enforcement.clone();
-    r.network = std::mem::take(&mut p.network);
+    let log = std::mem::take(&mut p.network);
+    r.network = log.events;
+    r.network_omitted = log.omitted;
     if let Some(u) = p.usage {
         r.cpu_time = u.cpu_time;
         r.peak_memory = u.peak_memory;

@@ -1,12 +1,7 @@
-//! Address rules (which resolved addresses the proxy may connect to) and name resolution.
+//! Address rules: which resolved addresses the proxy may connect to.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
-use std::sync::Arc;
-
-use super::pattern::normalize_name;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Why an address is refused unless explicitly allowed. `None` from [`classify`] means public.
 ///
@@ -75,7 +70,7 @@ impl fmt::Display for AddressClass {
             AddressClass::Unspecified => "unspecified (0.0.0.0/8, ::)",
             // No blocks: "127.0.0.1 is a loopback address" is what everyone expects to read (and
             // what the proxy's tests match).
-            AddressClass::Loopback => "loopback",
+            AddressClass::Loopback => "loopback (127.0.0.0/8, ::1)",
             AddressClass::Private => "private (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)",
             AddressClass::LinkLocal => "link-local (169.254.0.0/16, fe80::/10)",
             AddressClass::Cgnat => "carrier-grade NAT (100.64.0.0/10)",
@@ -363,86 +358,6 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
             None => ip,
         },
         v4 => v4,
-    }
-}
-
-/// Turns host names into addresses. Answers are always under the address rules, except the ones for
-/// which [`pinned`](Resolver::pinned) is true.
-pub trait Resolver: Send + Sync {
-    /// The addresses of `host` (a normalized ASCII name), in the order to try them.
-    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<IpAddr>>;
-
-    /// Whether `addr`, answered by this resolver for `host`, was set explicitly by the caller and so
-    /// is exempt from the address rules for connections to `host` (and only to `host`). Default:
-    /// never.
-    fn pinned(&self, _host: &str, _addr: IpAddr) -> bool {
-        false
-    }
-}
-
-/// The system resolver (`getaddrinfo` through `std::net::ToSocketAddrs`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemResolver;
-
-impl Resolver for SystemResolver {
-    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<IpAddr>> {
-        Ok((host, port).to_socket_addrs()?.map(|s| s.ip()).collect())
-    }
-}
-
-/// The test override: names mapped to fixed addresses, other names passed to a fallback resolver.
-///
-/// The rule: a mapped name resolves to exactly its mapped addresses (the fallback is not asked), and
-/// those addresses are exempt from the address rules for connections to that name only. The same
-/// address reached through another name, through the fallback, or as an IP literal is still under the
-/// address rules. The name itself must still be allowed by the allowlist.
-#[derive(Clone)]
-pub struct OverrideResolver {
-    map: HashMap<String, Vec<IpAddr>>,
-    fallback: Arc<dyn Resolver>,
-}
-
-impl fmt::Debug for OverrideResolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OverrideResolver")
-            .field("map", &self.map)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for OverrideResolver {
-    fn default() -> Self {
-        OverrideResolver::new(Arc::new(SystemResolver))
-    }
-}
-
-impl OverrideResolver {
-    /// An empty override in front of `fallback`.
-    pub fn new(fallback: Arc<dyn Resolver>) -> Self {
-        OverrideResolver {
-            map: HashMap::new(),
-            fallback,
-        }
-    }
-
-    /// Maps `name` (normalized like a pattern) to `addr`; repeated calls add addresses.
-    pub fn map(mut self, name: &str, addr: IpAddr) -> Result<Self, String> {
-        let name = normalize_name(name)?;
-        self.map.entry(name).or_default().push(addr);
-        Ok(self)
-    }
-}
-
-impl Resolver for OverrideResolver {
-    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<IpAddr>> {
-        match self.map.get(host) {
-            Some(a) => Ok(a.clone()),
-            None => self.fallback.resolve(host, port),
-        }
-    }
-
-    fn pinned(&self, host: &str, addr: IpAddr) -> bool {
-        self.map.get(host).is_some_and(|a| a.contains(&addr)) || self.fallback.pinned(host, addr)
     }
 }
 
@@ -796,7 +711,7 @@ mod tests {
     fn classes_name_themselves_and_their_blocks() {
         let all = [
             (Unspecified, "unspecified", "unspecified (0.0.0.0/8, ::)"),
-            (Loopback, "loopback", "loopback"),
+            (Loopback, "loopback", "loopback (127.0.0.0/8, ::1)"),
             (
                 Private,
                 "private",
@@ -865,7 +780,7 @@ mod tests {
             let shown = class.to_string();
             let named = [format!("{net}/{len}"), net.to_string(), "RFC 1918".into()];
             assert!(
-                class == Loopback || named.iter().any(|n| shown.contains(n.as_str())),
+                named.iter().any(|n| shown.contains(n.as_str())),
                 "{shown} does not name {net}/{len}"
             );
         }
@@ -874,7 +789,7 @@ mod tests {
             let shown = class.to_string();
             let named = [format!("{net}/{len}"), net.to_string()];
             assert!(
-                class == Loopback || named.iter().any(|n| shown.contains(n.as_str())),
+                named.iter().any(|n| shown.contains(n.as_str())),
                 "{shown} does not name {net}/{len}"
             );
         }
@@ -906,25 +821,5 @@ mod tests {
         ] {
             assert!(Cidr::parse(bad).unwrap_err().contains(bad));
         }
-    }
-
-    #[test]
-    fn override_pins_only_its_own_answers() {
-        struct Dns;
-        impl Resolver for Dns {
-            fn resolve(&self, _: &str, _: u16) -> io::Result<Vec<IpAddr>> {
-                Ok(vec!["127.0.0.1".parse().unwrap()])
-            }
-        }
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let r = OverrideResolver::new(Arc::new(Dns))
-            .map("Origin.Test.", lo)
-            .unwrap();
-        assert_eq!(r.resolve("origin.test", 1).unwrap(), vec![lo]);
-        assert!(r.pinned("origin.test", lo));
-        assert!(!r.pinned("origin.test", "127.0.0.2".parse().unwrap()));
-        assert_eq!(r.resolve("other.test", 1).unwrap(), vec![lo]);
-        assert!(!r.pinned("other.test", lo));
-        assert!(OverrideResolver::default().map("127.1", lo).is_err());
     }
 }

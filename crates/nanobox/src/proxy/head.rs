@@ -78,6 +78,20 @@ impl std::fmt::Display for HeadError {
     }
 }
 
+/// Whether `b`, the first bytes a client sent, can no longer become a request line (a method
+/// token of at most 32 bytes, then a space): then it is not HTTP, whatever follows.
+pub fn cannot_start_a_request(b: &[u8]) -> bool {
+    for (i, &c) in b.iter().enumerate() {
+        if c == b' ' {
+            return i == 0;
+        }
+        if !is_tchar(c) || i >= 32 {
+            return true;
+        }
+    }
+    false
+}
+
 /// The length of the head in `buf` (through the blank line), if it is complete.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
@@ -91,8 +105,74 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// Parses a complete head (`buf` must end with the blank line; see [`head_end`]).
+/// Parses a complete proxy request head (`buf` must end with the blank line; see [`head_end`]).
 pub fn parse_request_head(buf: &[u8], max_lines: usize) -> Result<RequestHead, HeadError> {
+    parse_head(buf, max_lines, Form::Proxy)
+}
+
+/// A plain-HTTP request sent inside a `CONNECT` tunnel, and whether its `Host` names a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunneledRequest {
+    /// The request; `host`, `port` and `authority` are those of its `Host` header (port 80 when it
+    /// names none), `target` is [`Target::Forward`].
+    pub head: RequestHead,
+    /// Whether the `Host` header named a port.
+    pub explicit_port: bool,
+}
+
+/// Parses a complete head of a request the client sent to the origin inside a tunnel: origin-form
+/// (`GET /path HTTP/1.1`), `OPTIONS *`, or absolute-form `http://` (whose authority must then equal
+/// the `Host` header's). Exactly one `Host` header is required: it is what the origin reads.
+pub fn parse_tunneled_head(buf: &[u8], max_lines: usize) -> Result<TunneledRequest, HeadError> {
+    let head = parse_head(buf, max_lines, Form::Origin)?;
+    let hosts: Vec<&str> = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let [value] = hosts[..] else {
+        return Err(bad(
+            "a request inside a tunnel needs exactly one Host header",
+        ));
+    };
+    let value = value.to_string();
+    let (host_text, port_text) = split_host_port(&value).map_err(bad)?;
+    let explicit_port = port_text.is_some();
+    let host = Host::parse(host_text).map_err(bad)?;
+    let port = match port_text {
+        Some(p) => parse_port(p).ok_or_else(|| bad(format!("invalid port {p:?}")))?,
+        None => 80,
+    };
+    if !head.authority.is_empty() {
+        // absolute-form: the URL's authority is what the origin uses; it must be the Host too
+        let (url_host, url_port) = (head.host.clone(), head.port);
+        if url_host != host || url_port != port {
+            return Err(bad(
+                "the request URL and its Host header name different hosts",
+            ));
+        }
+    }
+    Ok(TunneledRequest {
+        head: RequestHead {
+            host,
+            port,
+            authority: value,
+            ..head
+        },
+        explicit_port,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// What a client sends to a proxy: `CONNECT` or absolute-form.
+    Proxy,
+    /// What a client sends to an origin (inside a tunnel): origin-form, `*`, or absolute-form.
+    Origin,
+}
+
+fn parse_head(buf: &[u8], max_lines: usize, form: Form) -> Result<RequestHead, HeadError> {
     let text = buf
         .strip_suffix(b"\r\n\r\n")
         .ok_or_else(|| bad("head does not end with a blank line"))?;
@@ -119,7 +199,29 @@ pub fn parse_request_head(buf: &[u8], max_lines: usize) -> Result<RequestHead, H
         return Err(bad("non-ASCII request target"));
     }
 
+    if form == Form::Origin && (target.starts_with('/') || (target == "*" && method == "OPTIONS")) {
+        if method == "CONNECT" {
+            return Err(bad("CONNECT inside a tunnel"));
+        }
+        let path = target.split('#').next().unwrap_or("").to_string();
+        return parse_headers(lines, max_lines).map(|(headers, body)| {
+            RequestHead {
+                method: method.to_string(),
+                // The Host header's, filled in by parse_tunneled_head.
+                host: Host::Name(String::new()),
+                port: 0,
+                authority: String::new(),
+                target: Target::Forward { path },
+                minor_version,
+                headers,
+                body,
+            }
+        });
+    }
     let (authority, target) = if method == "CONNECT" {
+        if form == Form::Origin {
+            return Err(bad("CONNECT inside a tunnel"));
+        }
         (target, Target::Connect)
     } else {
         let scheme_end = target
@@ -151,7 +253,29 @@ pub fn parse_request_head(buf: &[u8], max_lines: usize) -> Result<RequestHead, H
         (None, Target::Forward { .. }) => 80,
         (None, Target::Connect) => return Err(bad("CONNECT needs host:port")),
     };
+    let (headers, body) = parse_headers(lines, max_lines)?;
+    if matches!(target, Target::Connect) && body != Body::None {
+        return Err(bad("CONNECT with a body"));
+    }
+    Ok(RequestHead {
+        method: method.to_string(),
+        host,
+        port,
+        authority: authority.to_string(),
+        target,
+        minor_version,
+        headers,
+        body,
+    })
+}
 
+type Headers = Vec<(String, String)>;
+
+/// The header lines after the request line, and the body framing they give.
+fn parse_headers<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    max_lines: usize,
+) -> Result<(Headers, Body), HeadError> {
     let mut headers = Vec::new();
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
@@ -206,19 +330,7 @@ pub fn parse_request_head(buf: &[u8], max_lines: usize) -> Result<RequestHead, H
         (Some(n), false) => Body::Length(n),
         (None, true) => Body::Chunked,
     };
-    if matches!(target, Target::Connect) && body != Body::None {
-        return Err(bad("CONNECT with a body"));
-    }
-    Ok(RequestHead {
-        method: method.to_string(),
-        host,
-        port,
-        authority: authority.to_string(),
-        target,
-        minor_version,
-        headers,
-        body,
-    })
+    Ok((headers, body))
 }
 
 /// Headers never forwarded: hop-by-hop ones, `Proxy-*`, and `Host` (rewritten from the URL).
@@ -338,6 +450,69 @@ mod tests {
         assert!(p("GET http://user:pw@a.test/ HTTP/1.1\r\n\r\n").is_err());
         assert!(p("GET http:///x HTTP/1.1\r\n\r\n").is_err());
         assert!(p("GET http://a.test:/ HTTP/1.1\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn requests_inside_a_tunnel_name_their_host() {
+        let t = |s: &str| parse_tunneled_head(s.as_bytes(), MAX_HEADER_LINES);
+        let r = t("GET /x?y HTTP/1.1\r\nHost: A.Test\r\nAccept: */*\r\n\r\n").unwrap();
+        assert_eq!(r.head.host, Host::Name("a.test".into()));
+        assert_eq!((r.head.port, r.explicit_port), (80, false));
+        assert_eq!(r.head.authority, "A.Test");
+        assert_eq!(
+            r.head.target,
+            Target::Forward {
+                path: "/x?y".into()
+            }
+        );
+        let r = t("POST / HTTP/1.1\r\nHost: a.test:8080\r\nContent-Length: 3\r\n\r\n").unwrap();
+        assert_eq!(
+            (r.head.port, r.explicit_port, r.head.body),
+            (8080, true, Body::Length(3))
+        );
+        let r = t("OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap();
+        assert_eq!(r.head.target, Target::Forward { path: "*".into() });
+        let r = t("GET http://a.test/p HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap();
+        assert_eq!(r.head.target, Target::Forward { path: "/p".into() });
+        for bad in [
+            "GET / HTTP/1.1\r\n\r\n",                                 // no Host
+            "GET / HTTP/1.0\r\n\r\n",                                 // no Host in 1.0 either
+            "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n", // two
+            "GET / HTTP/1.1\r\nHost: a.test, b.test\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: user@a.test\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a.test:0\r\n\r\n",
+            "GET http://b.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", // URL and Host differ
+            "GET http://a.test:81/ HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            "OPTIONS *x HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            "GET * HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            "GET x HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a.test\r\n folded\r\n\r\n",
+        ] {
+            assert!(t(bad).is_err(), "{bad:?}");
+        }
+        // a proxy request is not a tunneled one, and the other way round
+        assert!(p("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn what_cannot_start_a_request() {
+        for undecided in ["", "G", "GET", "OPTIONS", "GET /"] {
+            assert!(
+                !cannot_start_a_request(undecided.as_bytes()),
+                "{undecided:?}"
+            );
+        }
+        for not_http in [
+            " GET /",
+            "\r\nGET / HTTP/1.1",
+            "SSH-2.0-OpenSSH_9.2\r\n",
+            "\x16\x03\x01",
+            "GE(T / HTTP/1.1",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert!(cannot_start_a_request(not_http.as_bytes()), "{not_http:?}");
+        }
     }
 
     #[test]

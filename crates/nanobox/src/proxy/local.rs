@@ -16,8 +16,8 @@ use super::addr::canonical;
 /// of interfaces that are down excepted: the kernel has no local route for them), the rest of a
 /// block assigned to the loopback interface (all of `127.0.0.0/8`), ranges routed to the host
 /// with `ip route add local ...` ("AnyIP"), and broadcast addresses. A unicast route, or no route
-/// at all (`ENETUNREACH`, `EHOSTUNREACH`: a connect would fail by itself), means not a host
-/// address. An IPv4-mapped IPv6 address is looked up as its IPv4 address.
+/// at all (`ENETUNREACH`, `EHOSTUNREACH`, or no IPv6 in the kernel for an IPv6 address: a
+/// connect would fail by itself), means not a host address. An IPv4-mapped IPv6 address is looked up as its IPv4 address.
 ///
 /// Linux keeps the network namespace per thread: the answer is for the namespace of the thread
 /// that calls, which should be the one that then connects.
@@ -130,7 +130,7 @@ mod imp {
             if from.port_number() != 0 {
                 continue; // not from the kernel
             }
-            match answer_to(seq, &buf)? {
+            match answer_to(seq, family, &buf)? {
                 Answer::NotThisRequest => continue,
                 Answer::NoRoute => return Ok(None),
                 Answer::Route(kind) => return Ok(Some(kind)),
@@ -146,7 +146,7 @@ mod imp {
 
     /// What one datagram says about request `seq`. Only the fixed headers are parsed (netlink,
     /// then `rtmsg` or `nlmsgerr`): the route's attributes are not needed.
-    fn answer_to(seq: u32, mut datagram: &[u8]) -> io::Result<Answer> {
+    fn answer_to(seq: u32, addr_family: AddressFamily, mut datagram: &[u8]) -> io::Result<Answer> {
         const RTM_NEWROUTE: u16 = libc::RTM_NEWROUTE;
         while !datagram.is_empty() {
             let msg = NetlinkBuffer::new_checked(datagram).map_err(|e| failed("answer", e))?;
@@ -160,6 +160,13 @@ mod imp {
                             .map_err(|e| failed("error answer", e))?;
                         match e.code().map(|c| -c.get()) {
                             Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => Ok(Answer::NoRoute),
+                            // No IPv6 in this kernel (ipv6.disable=1): no address of that
+                            // family can be this host's, and a connect fails by itself.
+                            Some(libc::EAFNOSUPPORT | libc::EOPNOTSUPP)
+                                if matches!(addr_family, AddressFamily::Inet6) =>
+                            {
+                                Ok(Answer::NoRoute)
+                            }
                             Some(errno) => {
                                 let e = io::Error::from_raw_os_error(errno);
                                 Err(io::Error::new(e.kind(), format!("route lookup: {e}")))

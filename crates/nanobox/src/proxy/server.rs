@@ -1,47 +1,80 @@
-//! The proxy server: an accept thread and one thread per connection (two while a tunnel or a
-//! response is relayed). See the module documentation of [`super`] for the design.
+//! The proxy server: one thread per proxy running a single-threaded tokio runtime, every
+//! connection a task on it. See the module documentation of [`super`] for the design.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token, Waker};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::timeout;
 
 use super::addr::classify;
 use super::head::{
-    error_response, forward_head, head_end, parse_request_head, response_status, Body, RequestHead,
-    Target,
+    cannot_start_a_request, error_response, forward_head, head_end, parse_request_head,
+    parse_tunneled_head, response_status, Body, HeadError, RequestHead, Target,
 };
+use super::local::is_host_address;
 use super::pattern::Host;
-use super::{NetworkEvent, ProxyConfig};
+use super::resolve::{Resolver, SystemResolver};
+use super::{NetworkEvent, NetworkLog, ProxyConfig};
 
-const LISTEN: Token = Token(0);
-const WAKE: Token = Token(1);
 /// A relay buffer starts at this size ...
 const RELAY_BUF: usize = 64 * 1024;
 /// ... and doubles, while reads fill it and the server's budget
 /// ([`Limits::relay_memory`](super::Limits::relay_memory)) allows, up to this size.
 const MAX_RELAY_BUF: usize = 4 * 1024 * 1024;
-const STACK: usize = 256 * 1024;
+/// The proxy thread's stack (tasks live on the heap; this holds the runtime and one poll).
+const STACK: usize = 1024 * 1024;
 /// After an error response, at most this much of the client's unread request is read and dropped
 /// (so that closing does not reset the connection before the client reads the answer).
 const DRAIN_BYTES: u64 = 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// Time to write an error response.
+const REFUSE_TIME: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct EventSlot {
+/// What makes two requests one log entry.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    host: String,
+    port: u16,
+    allowed: bool,
+    pattern: Option<String>,
+    address: Option<String>,
+    reason: Option<String>,
+}
+
+impl Key {
+    fn of(e: &NetworkEvent) -> Key {
+        Key {
+            host: e.host.clone(),
+            port: e.port,
+            allowed: e.allowed,
+            pattern: e.pattern.clone(),
+            address: e.address.clone(),
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+/// An allowed request in progress.
+struct Live {
     event: Mutex<NetworkEvent>,
     up: AtomicU64,
     down: AtomicU64,
 }
 
-impl EventSlot {
+impl Live {
     fn snapshot(&self) -> NetworkEvent {
         let mut e = lock(&self.event).clone();
         e.bytes_up = self.up.load(Ordering::Relaxed);
@@ -53,52 +86,131 @@ impl EventSlot {
     }
 }
 
+/// The aggregated log (see *The log* in the module documentation).
 #[derive(Default)]
-struct Registry {
-    stopping: bool,
-    streams: std::collections::HashMap<u64, Vec<Arc<TcpStream>>>,
+struct Log {
+    entries: Vec<NetworkEvent>,
+    index: HashMap<Key, usize>,
+    allowed_entries: usize,
+    refused_entries: usize,
+    /// Allowed requests in progress that may still add one allowed entry each.
+    reserved: usize,
+    /// The first allowed entry of each destination (host, port, pattern).
+    destinations: HashMap<(String, u16, Option<String>), usize>,
+    live: BTreeMap<u64, Arc<Live>>,
+    omitted: u64,
+}
+
+impl Log {
+    /// Folds a finished request (or several alike) into the log. `reserved`: an allowed request
+    /// that was given room for an entry of its own when it was admitted.
+    fn add(&mut self, e: NetworkEvent, max: usize, reserved: bool) {
+        let key = Key::of(&e);
+        let dest = (e.host.clone(), e.port, e.pattern.clone());
+        let merge = |x: &mut NetworkEvent, e: &NetworkEvent| {
+            x.count += e.count;
+            x.bytes_up += e.bytes_up;
+            x.bytes_down += e.bytes_down;
+        };
+        if let Some(&i) = self.index.get(&key) {
+            merge(&mut self.entries[i], &e);
+            return;
+        }
+        if e.allowed {
+            if !reserved && self.allowed_entries >= max {
+                // The log is full and this destination has an entry (else it would not have
+                // been admitted): it counts there.
+                if let Some(&i) = self.destinations.get(&dest) {
+                    merge(&mut self.entries[i], &e);
+                    return;
+                }
+            }
+            self.allowed_entries += 1;
+            self.destinations.entry(dest).or_insert(self.entries.len());
+        } else if self.refused_entries >= max {
+            self.omitted += e.count;
+            return;
+        } else {
+            self.refused_entries += 1;
+        }
+        self.index.insert(key, self.entries.len());
+        self.entries.push(e);
+    }
 }
 
 struct Shared {
     config: ProxyConfig,
-    stopping: AtomicBool,
-    registry: Mutex<Registry>,
-    events: Mutex<Vec<Arc<EventSlot>>>,
+    log: Mutex<Log>,
     /// Bytes relay buffers may still grow by, together.
-    relay_budget: Arc<AtomicUsize>,
+    relay_budget: AtomicUsize,
+    lookups: Semaphore,
 }
 
 impl Shared {
-    /// Makes `s` shut down by `stop`; false (and `s` shut down) when stopping already.
-    fn register(&self, id: u64, s: &Arc<TcpStream>) -> bool {
-        let mut r = lock(&self.registry);
-        if r.stopping {
-            let _ = s.shutdown(Shutdown::Both);
-            return false;
+    fn refused(&self, e: NetworkEvent) {
+        lock(&self.log).add(e, self.config.limits.max_events, false);
+    }
+
+    /// Logs an allowed request in progress; `None` when the log cannot take another allowed
+    /// destination (then the request must be refused). Past the bound, a destination that
+    /// already has an entry is still served, and counted there.
+    fn admit(self: &Arc<Self>, id: u64, e: NetworkEvent) -> Option<LiveEntry> {
+        let mut log = lock(&self.log);
+        let reserved = log.allowed_entries + log.reserved < self.config.limits.max_events;
+        let dest = (e.host.clone(), e.port, e.pattern.clone());
+        if !reserved && !log.destinations.contains_key(&dest) {
+            return None;
         }
-        r.streams.entry(id).or_default().push(s.clone());
-        true
-    }
-
-    fn unregister(&self, id: u64) {
-        lock(&self.registry).streams.remove(&id);
-    }
-
-    fn record(&self, event: NetworkEvent) -> Arc<EventSlot> {
-        let slot = Arc::new(EventSlot {
-            event: Mutex::new(event),
+        if reserved {
+            log.reserved += 1;
+        }
+        let live = Arc::new(Live {
+            event: Mutex::new(e),
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
         });
-        let mut events = lock(&self.events);
-        if events.len() < self.config.limits.max_events {
-            events.push(slot.clone());
-        }
-        slot
+        log.live.insert(id, live.clone());
+        Some(LiveEntry {
+            shared: self.clone(),
+            id,
+            live,
+            reserved,
+        })
     }
 
-    fn events(&self) -> Vec<NetworkEvent> {
-        lock(&self.events).iter().map(|s| s.snapshot()).collect()
+    fn log(&self) -> NetworkLog {
+        let log = lock(&self.log);
+        let mut events = log.entries.clone();
+        events.extend(log.live.values().map(|l| l.snapshot()));
+        NetworkLog {
+            events,
+            omitted: log.omitted,
+        }
+    }
+}
+
+/// An allowed request's log entry while it is in progress; folded into the log when dropped
+/// (also when its task is cancelled because the proxy stops).
+struct LiveEntry {
+    shared: Arc<Shared>,
+    id: u64,
+    live: Arc<Live>,
+    reserved: bool,
+}
+
+impl Drop for LiveEntry {
+    fn drop(&mut self) {
+        let mut e = self.live.snapshot();
+        if e.address.is_none() && e.reason.is_none() {
+            // Cancelled while resolving or connecting: the proxy stopped.
+            e.reason = Some("the run ended before it connected".into());
+        }
+        let mut log = lock(&self.shared.log);
+        log.live.remove(&self.id);
+        if self.reserved {
+            log.reserved -= 1;
+        }
+        log.add(e, self.shared.config.limits.max_events, self.reserved);
     }
 }
 
@@ -108,8 +220,8 @@ pub struct ProxyServer;
 /// A running proxy; [`stop`](ProxyHandle::stop) (or dropping it) ends it.
 pub struct ProxyHandle {
     shared: Arc<Shared>,
-    waker: Option<Waker>,
-    accept: Option<JoinHandle<()>>,
+    stop: Option<watch::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ProxyHandle {
@@ -121,64 +233,68 @@ impl std::fmt::Debug for ProxyHandle {
 impl ProxyServer {
     /// Serves the proxy on `listener` (any bound, listening TCP socket, e.g. one made inside the
     /// sandbox's network namespace) until the handle is stopped. The listener is owned and closed by
-    /// the proxy.
-    pub fn start(listener: TcpListener, config: ProxyConfig) -> io::Result<ProxyHandle> {
+    /// the proxy. Outgoing connections are made in the network namespace of the thread that calls
+    /// this (the proxy's thread inherits it), and the address rules' "this host" is that
+    /// namespace's.
+    pub fn start(listener: std::net::TcpListener, config: ProxyConfig) -> io::Result<ProxyHandle> {
         listener.set_nonblocking(true)?;
-        let mut listener = mio::net::TcpListener::from_std(listener);
-        let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), WAKE)?;
-        poll.registry()
-            .register(&mut listener, LISTEN, Interest::READABLE)?;
-        let relay_memory = config.limits.relay_memory;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let listener = {
+            let _context = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
         let shared = Arc::new(Shared {
+            relay_budget: AtomicUsize::new(config.limits.relay_memory),
+            lookups: Semaphore::new(config.limits.max_lookups.max(1)),
+            log: Mutex::new(Log::default()),
             config,
-            stopping: AtomicBool::new(false),
-            registry: Mutex::new(Registry::default()),
-            events: Mutex::new(Vec::new()),
-            relay_budget: Arc::new(AtomicUsize::new(relay_memory)),
         });
+        let (stop, stopped) = watch::channel(false);
         let s = shared.clone();
-        let accept = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("nanobox-proxy".into())
             .stack_size(STACK)
-            .spawn(move || accept_loop(&s, poll, listener))?;
+            .spawn(move || {
+                runtime.block_on(accept_loop(s, listener, stopped));
+                // Dropping the runtime cancels whatever is left (a resolver's tasks).
+                drop(runtime);
+            })?;
         Ok(ProxyHandle {
             shared,
-            waker: Some(waker),
-            accept: Some(accept),
+            stop: Some(stop),
+            thread: Some(thread),
         })
     }
 }
 
 impl ProxyHandle {
-    /// Every connection attempt so far (requests in progress included, with their bytes so far).
+    /// Every request so far (requests in progress included, with their bytes so far).
     pub fn events(&self) -> Vec<NetworkEvent> {
-        self.shared.events()
+        self.shared.log().events
     }
 
-    /// Stops accepting, shuts down every connection, joins every thread, closes every socket, and
-    /// returns the final events.
-    pub fn stop(mut self) -> Vec<NetworkEvent> {
+    /// The log so far: [`events`](ProxyHandle::events) and how many refusals it omits.
+    pub fn log(&self) -> NetworkLog {
+        self.shared.log()
+    }
+
+    /// Stops accepting, cancels every connection and lookup (closing every socket), joins the
+    /// proxy's thread, and returns the final log.
+    pub fn stop(mut self) -> NetworkLog {
         self.shutdown();
-        self.shared.events()
+        self.shared.log()
     }
 
     fn shutdown(&mut self) {
-        {
-            let mut r = lock(&self.shared.registry);
-            r.stopping = true;
-            self.shared.stopping.store(true, Ordering::SeqCst);
-            for s in r.streams.values().flatten() {
-                let _ = s.shutdown(Shutdown::Both);
-            }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
         }
-        if let Some(w) = &self.waker {
-            let _ = w.wake();
-        }
-        if let Some(t) = self.accept.take() {
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.waker = None;
     }
 }
 
@@ -188,235 +304,213 @@ impl Drop for ProxyHandle {
     }
 }
 
-fn accept_loop(shared: &Arc<Shared>, mut poll: Poll, listener: mio::net::TcpListener) {
-    let mut events = Events::with_capacity(64);
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut tasks = JoinSet::new();
     let mut next_id = 0u64;
-    let mut retry = false;
-    while !shared.stopping.load(Ordering::SeqCst) {
-        let timeout = retry.then(|| Duration::from_millis(50));
-        if let Err(e) = poll.poll(&mut events, timeout) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                std::thread::sleep(Duration::from_millis(50));
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stopped.changed() => break,
+            r = listener.accept() => r,
+        };
+        while tasks.try_join_next().is_some() {}
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                // e.g. EMFILE: the connection stays queued; try again shortly.
+                tokio::select! {
+                    biased;
+                    _ = stopped.changed() => break,
+                    () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                }
             }
+        };
+        if tasks.len() >= shared.config.limits.max_connections {
+            let _ = stream.try_write(&error_response(
+                503,
+                "Service Unavailable",
+                &format!(
+                    "nanobox proxy: too many connections (the sandbox may hold {} at once)\n",
+                    shared.config.limits.max_connections
+                ),
+            ));
             continue;
         }
-        retry = false;
-        while !shared.stopping.load(Ordering::SeqCst) {
-            let stream = match listener.accept() {
-                Ok((s, _)) => TcpStream::from(s),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    // e.g. EMFILE: the connection stays queued; try again shortly (mio is
-                    // edge-triggered, so no new event would come for it).
-                    retry = true;
-                    break;
-                }
-            };
-            threads.retain(|t| !t.is_finished());
-            if threads.len() >= shared.config.limits.max_connections {
-                let _ = stream.set_nonblocking(true);
-                let _ = (&stream).write(&error_response(
-                    503,
-                    "Service Unavailable",
-                    "nanobox proxy: too many connections\n",
-                ));
-                continue;
-            }
-            next_id += 1;
-            let id = next_id;
-            let s = shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name("nanobox-proxy-conn".into())
-                .stack_size(STACK)
-                .spawn(move || connection(&s, stream, id));
-            if let Ok(t) = spawned {
-                threads.push(t);
-            }
-        }
+        next_id += 1;
+        tasks.spawn(connection(shared.clone(), stream, next_id));
     }
     drop(listener);
-    for t in threads {
-        let _ = t.join();
-    }
+    tasks.shutdown().await;
 }
 
-fn connection(shared: &Shared, stream: TcpStream, id: u64) {
-    let client = Arc::new(stream);
-    if client.set_nonblocking(false).is_err() || !shared.register(id, &client) {
-        return;
-    }
+async fn connection(shared: Arc<Shared>, mut client: TcpStream, id: u64) {
     let _ = client.set_nodelay(true);
-    let _ = serve(shared, &client, id);
-    shared.unregister(id);
+    let _ = serve(&shared, &mut client, id).await;
 }
 
 /// Why a request ends in an error response.
 struct Refusal {
     status: u16,
-    reason: &'static str,
     body: String,
 }
 
 impl Refusal {
     fn new(status: u16, body: String) -> Self {
-        let reason = match status {
+        Refusal { status, body }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self.status {
             400 => "Bad Request",
             403 => "Forbidden",
             408 => "Request Timeout",
             502 => "Bad Gateway",
+            503 => "Service Unavailable",
             _ => "Error",
-        };
-        Refusal {
-            status,
-            reason,
-            body,
         }
     }
 }
 
-fn serve(shared: &Shared, client: &Arc<TcpStream>, id: u64) -> io::Result<()> {
+fn bad_request(e: HeadError) -> Refusal {
+    Refusal::new(400, format!("nanobox proxy: {e}\n"))
+}
+
+async fn serve(shared: &Arc<Shared>, client: &mut TcpStream, id: u64) -> io::Result<()> {
     let limits = &shared.config.limits;
-    let (req, leftover) = match read_head(
-        client,
-        limits.max_head_bytes,
-        limits.max_header_lines,
-        limits.head_timeout,
-    ) {
-        Ok(Some(x)) => x,
-        Ok(None) => return Ok(()),
-        Err(r) => return refuse(client, r),
+    let read = read_head(client, Vec::new(), limits.max_head_bytes, |b| {
+        parse_request_head(b, limits.max_header_lines)
+    });
+    let (req, leftover) = match timeout(limits.head_timeout, read).await {
+        Ok(Ok(Some(x))) => x,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(r)) => return refuse(client, r).await,
+        Err(_) => {
+            let body = "nanobox proxy: timed out reading the request head\n".into();
+            return refuse(client, Refusal::new(408, body)).await;
+        }
     };
     let host = req.host.to_string();
     let Some(pattern) = shared.config.allow.allows_host(&req.host, req.port) else {
-        shared.record(NetworkEvent::new(
+        shared.refused(NetworkEvent::new(
             &host,
             req.port,
             false,
             None,
             Some("not in the allowlist".into()),
         ));
-        let patterns = shared.config.allow.patterns();
-        let list = if patterns.is_empty() {
-            "(none)".to_string()
-        } else {
-            patterns.join(", ")
-        };
-        return refuse(
-            client,
-            Refusal::new(
-                403,
-                format!(
-                    "nanobox proxy: {host}:{} is not in the sandbox's network allowlist; the request was refused.\n\
-                     Allowed patterns: {list}\n",
-                    req.port
-                ),
-            ),
-        );
+        return refuse(client, not_allowed(shared, &host, req.port)).await;
     };
-    let slot = shared.record(NetworkEvent::new(
-        &host,
-        req.port,
-        true,
-        Some(pattern.to_string()),
-        None,
-    ));
+    let pattern = pattern.to_string();
+    let admitted = shared.admit(
+        id,
+        NetworkEvent::new(&host, req.port, true, Some(pattern.clone()), None),
+    );
+    let Some(entry) = admitted else {
+        shared.refused(NetworkEvent::new(
+            &host,
+            req.port,
+            false,
+            Some(pattern),
+            Some("the network log is full".into()),
+        ));
+        let body = format!(
+            "nanobox proxy: refused {host}:{}: the run's network log is full ({} distinct \
+             destinations); nothing goes through unlogged.\n",
+            req.port, limits.max_events
+        );
+        return refuse(client, Refusal::new(503, body)).await;
+    };
+    let live = &entry.live;
 
-    // Resolve once, check every answer, connect only to checked addresses.
-    let addrs = match check_addresses(shared, &req) {
+    // Resolve once, check every answer now, connect only to checked addresses.
+    let addrs = match check_addresses(shared, &req.host, req.port).await {
         Ok(a) => a,
-        Err((status, why, body)) => {
+        Err(r) => {
             {
-                let mut e = lock(&slot.event);
-                e.allowed = status != 403;
-                e.reason = Some(why);
+                let mut e = lock(&live.event);
+                e.allowed = r.status != 403;
+                e.reason = Some(r.log);
             }
-            return refuse(client, Refusal::new(status, body));
+            return refuse(client, Refusal::new(r.status, r.body)).await;
         }
     };
 
     let connected = match &shared.config.upstream {
-        None => connect_any(shared, &addrs, req.port),
-        Some(u) => connect_upstream(shared, u),
+        None => connect_any(shared, &addrs, req.port).await,
+        Some(u) => connect_upstream(shared, u).await,
     };
-    let (upstream, addr) = match connected {
+    let (mut upstream, addr) = match connected {
         Ok(x) => x,
         Err(e) => {
-            slot.set_reason(format!("connect failed: {e}"));
-            return refuse(
-                client,
-                Refusal::new(
-                    502,
-                    format!(
-                        "nanobox proxy: cannot connect to {host}:{}: {e}\n",
-                        req.port
-                    ),
-                ),
+            live.set_reason(format!("connect failed: {e}"));
+            let body = format!(
+                "nanobox proxy: cannot connect to {host}:{}: {e}\n",
+                req.port
             );
+            return refuse(client, Refusal::new(502, body)).await;
         }
     };
-    let upstream = Arc::new(upstream);
-    if !shared.register(id, &upstream) {
-        return Ok(());
-    }
     let _ = upstream.set_nodelay(true);
     let checked = SocketAddr::new(addrs[0], req.port);
-    lock(&slot.event).address = Some(match &shared.config.upstream {
+    lock(&live.event).address = Some(match &shared.config.upstream {
         None => addr.to_string(),
         Some(_) => checked.to_string(),
     });
 
     match (&req.target, &shared.config.upstream) {
         (Target::Connect, None) => {
-            client_write(
+            write_within(
                 client,
                 b"HTTP/1.1 200 Connection established\r\n\r\n",
                 limits.idle_timeout,
-            )?;
-            tunnel(shared, client, &upstream, &leftover, &slot)
+            )
+            .await?;
+            tunnel(shared, client, &mut upstream, leftover, &req, live).await
         }
         (Target::Connect, Some(u)) => {
-            let auth: Vec<(&str, &str)> = u
-                .authorization
-                .iter()
-                .map(|a| ("Proxy-Authorization", a.as_str()))
-                .collect();
             let mut head = format!("CONNECT {checked} HTTP/1.1\r\nHost: {checked}\r\n");
-            for (n, v) in &auth {
-                head.push_str(&format!("{n}: {v}\r\n"));
+            if let Some(a) = &u.authorization {
+                head.push_str(&format!("Proxy-Authorization: {a}\r\n"));
             }
             head.push_str("\r\n");
-            client_write(&upstream, head.as_bytes(), limits.idle_timeout)?;
-            let (status, rest) =
-                match read_response_head(&upstream, limits.max_head_bytes, limits.head_timeout) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        slot.set_reason(format!("upstream proxy: {e}"));
-                        return refuse(
-                            client,
-                            Refusal::new(
-                                502,
-                                format!("nanobox proxy: upstream proxy failed: {e}\n"),
-                            ),
-                        );
-                    }
-                };
+            write_within(&mut upstream, head.as_bytes(), limits.idle_timeout).await?;
+            let answer = timeout(
+                limits.head_timeout,
+                read_response_head(&mut upstream, limits.max_head_bytes),
+            )
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")));
+            let (status, rest) = match answer {
+                Ok(x) => x,
+                Err(e) => {
+                    live.set_reason(format!("upstream proxy: {e}"));
+                    let body = format!("nanobox proxy: upstream proxy failed: {e}\n");
+                    return refuse(client, Refusal::new(502, body)).await;
+                }
+            };
             if !(200..300).contains(&status) {
-                slot.set_reason(format!("upstream proxy answered {status}"));
-                return refuse(
-                    client,
-                    Refusal::new(502, format!("nanobox proxy: the upstream proxy answered {status} to CONNECT {host}:{}\n", req.port)),
+                live.set_reason(format!("upstream proxy answered {status}"));
+                let body = format!(
+                    "nanobox proxy: the upstream proxy answered {status} to CONNECT {host}:{}\n",
+                    req.port
                 );
+                return refuse(client, Refusal::new(502, body)).await;
             }
-            client_write(
+            write_within(
                 client,
                 b"HTTP/1.1 200 Connection established\r\n\r\n",
                 limits.idle_timeout,
-            )?;
-            client_write(client, &rest, limits.idle_timeout)?;
-            slot.down.fetch_add(rest.len() as u64, Ordering::Relaxed);
-            tunnel(shared, client, &upstream, &leftover, &slot)
+            )
+            .await?;
+            // What the upstream sent after its answer is the origin's.
+            write_within(client, &rest, limits.idle_timeout).await?;
+            live.down.fetch_add(rest.len() as u64, Ordering::Relaxed);
+            tunnel(shared, client, &mut upstream, leftover, &req, live).await
         }
         (Target::Forward { path }, upstream_proxy) => {
             let head = match upstream_proxy {
@@ -429,190 +523,210 @@ fn serve(shared: &Shared, client: &Arc<TcpStream>, id: u64) -> io::Result<()> {
                     }
                 }
             };
-            forward(shared, client, &upstream, &head, &req, leftover, &slot)
+            forward(
+                shared,
+                client,
+                &mut upstream,
+                &head,
+                req.body,
+                leftover,
+                live,
+            )
+            .await
         }
     }
 }
 
-type AddressError = (u16, String, String);
+fn not_allowed(shared: &Shared, host: &str, port: u16) -> Refusal {
+    let patterns = shared.config.allow.patterns();
+    let list = if patterns.is_empty() {
+        "(none)".to_string()
+    } else {
+        patterns.join(", ")
+    };
+    Refusal::new(
+        403,
+        format!(
+            "nanobox proxy: {host}:{port} is not in the sandbox's network allowlist; the request \
+             was refused.\nAllowed patterns: {list}\n"
+        ),
+    )
+}
 
-fn check_addresses(shared: &Shared, req: &RequestHead) -> Result<Vec<IpAddr>, AddressError> {
+/// A refusal by the address rules or a failed lookup: `log` goes to the log, `body` to the
+/// client (it never says what a name resolved to).
+struct AddressRefusal {
+    status: u16,
+    log: String,
+    body: String,
+}
+
+async fn check_addresses(
+    shared: &Shared,
+    host: &Host,
+    port: u16,
+) -> Result<Vec<IpAddr>, AddressRefusal> {
     let cfg = &shared.config;
-    let (name, addrs) = match &req.host {
+    let (name, addrs) = match host {
         Host::Ip(ip) => (None, vec![*ip]),
-        Host::Name(n) => match cfg.resolver.resolve(n, req.port) {
-            Ok(a) if !a.is_empty() => (Some(n.as_str()), a),
-            Ok(_) => return Err(resolve_error(n, "no address")),
-            Err(e) => return Err(resolve_error(n, &e.to_string())),
+        Host::Name(n) => match lookup(shared, &*cfg.resolver, n, port).await {
+            Ok(a) => (Some(n.as_str()), a),
+            Err(e) => {
+                return Err(AddressRefusal {
+                    status: 502,
+                    log: format!("cannot resolve: {e}"),
+                    body: format!("nanobox proxy: cannot resolve {n}\n"),
+                })
+            }
         },
     };
     for &addr in &addrs {
-        let Some(class) = classify(addr) else {
-            continue;
-        };
         let explicit = cfg.allow_addresses.iter().any(|c| c.contains(addr))
             || name.is_some_and(|n| cfg.resolver.pinned(n, addr));
-        if !explicit {
-            let what = match name {
-                Some(n) => format!("{n} resolves to {addr}, a {class} address"),
-                None => format!("{addr} is a {class} address"),
-            };
-            return Err((
-                403,
-                format!("{class} address {addr}"),
-                format!(
-                    "nanobox proxy: refused {}:{}: {what}, and the sandbox does not allow {class} \
-                     addresses unless they are allowed explicitly.\n",
-                    req.host, req.port
-                ),
-            ));
+        if explicit {
+            continue;
         }
+        let refused = match classify(addr) {
+            Some(class) => Some(format!("{class} address {addr}")),
+            None => match is_host_address(addr) {
+                Ok(false) => None,
+                Ok(true) => Some(format!("{addr} is an address of this host")),
+                Err(e) => Some(format!(
+                    "cannot tell whether {addr} is an address of this host: {e}"
+                )),
+            },
+        };
+        let Some(log) = refused else { continue };
+        let what = match name {
+            Some(n) => format!("{n} does not resolve to public addresses only"),
+            None => format!("{addr} is not a public address of another host"),
+        };
+        return Err(AddressRefusal {
+            status: 403,
+            log,
+            body: format!(
+                "nanobox proxy: refused {host}:{port} by the sandbox's address rules: {what}. \
+                 Loopback, private, link-local, special-purpose and this host's own addresses are \
+                 refused unless allowed explicitly (allow_address); the run's network log names \
+                 the address.\n"
+            ),
+        });
     }
     Ok(addrs)
 }
 
-fn resolve_error(name: &str, why: &str) -> AddressError {
-    (
-        502,
-        format!("cannot resolve: {why}"),
-        format!("nanobox proxy: cannot resolve {name}: {why}\n"),
+/// Resolves `name` within the lookup bound and the resolve timeout.
+async fn lookup(
+    shared: &Shared,
+    resolver: &dyn Resolver,
+    name: &str,
+    port: u16,
+) -> io::Result<Vec<IpAddr>> {
+    let _permit = shared
+        .lookups
+        .acquire()
+        .await
+        .map_err(|_| io::Error::other("proxy stopping"))?;
+    match timeout(
+        shared.config.limits.resolve_timeout,
+        resolver.resolve(name, port),
     )
+    .await
+    {
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
+        Ok(Ok(a)) if a.is_empty() => Err(io::Error::new(io::ErrorKind::NotFound, "no address")),
+        Ok(r) => r,
+    }
 }
 
 /// Connects to the first of the checked `addrs` that answers.
-fn connect_any(
+async fn connect_any(
     shared: &Shared,
     addrs: &[IpAddr],
     port: u16,
 ) -> io::Result<(TcpStream, SocketAddr)> {
     let addrs: Vec<SocketAddr> = addrs.iter().map(|&a| SocketAddr::new(a, port)).collect();
-    connect_sockets(shared, &addrs)
+    connect_sockets(shared, &addrs).await
 }
 
-fn connect_upstream(shared: &Shared, u: &super::Upstream) -> io::Result<(TcpStream, SocketAddr)> {
-    let addrs: Vec<SocketAddr> = (u.host.as_str(), u.port).to_socket_addrs()?.collect();
-    connect_sockets(shared, &addrs)
+async fn connect_upstream(
+    shared: &Shared,
+    u: &super::Upstream,
+) -> io::Result<(TcpStream, SocketAddr)> {
+    let ips = match u.host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => lookup(shared, &SystemResolver::new(), &u.host, u.port).await?,
+    };
+    let addrs: Vec<SocketAddr> = ips
+        .into_iter()
+        .map(|a| SocketAddr::new(a, u.port))
+        .collect();
+    connect_sockets(shared, &addrs).await
 }
 
-fn connect_sockets(shared: &Shared, addrs: &[SocketAddr]) -> io::Result<(TcpStream, SocketAddr)> {
+async fn connect_sockets(
+    shared: &Shared,
+    addrs: &[SocketAddr],
+) -> io::Result<(TcpStream, SocketAddr)> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
     for &a in addrs {
-        match connect_one(shared, a) {
-            Ok(s) => return Ok((s, a)),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
-            Err(e) => last = e,
+        match timeout(shared.config.limits.connect_timeout, TcpStream::connect(a)).await {
+            Ok(Ok(s)) => return Ok((s, a)),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
         }
     }
     Err(last)
 }
 
-/// A non-blocking connect that gives up at the connect timeout or when the proxy stops.
-fn connect_one(shared: &Shared, addr: SocketAddr) -> io::Result<TcpStream> {
-    let mut s = mio::net::TcpStream::connect(addr)?;
-    let mut poll = Poll::new()?;
-    poll.registry()
-        .register(&mut s, Token(0), Interest::WRITABLE)?;
-    let deadline = Instant::now() + shared.config.limits.connect_timeout;
-    let mut events = Events::with_capacity(4);
-    loop {
-        if shared.stopping.load(Ordering::SeqCst) {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "proxy stopping"));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
-        }
-        match poll.poll(
-            &mut events,
-            Some((deadline - now).min(Duration::from_millis(100))),
-        ) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        if events.is_empty() {
-            continue;
-        }
-        if let Some(e) = s.take_error()? {
-            return Err(e);
-        }
-        match s.peer_addr() {
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    poll.registry().deregister(&mut s)?;
-    let s = TcpStream::from(s);
-    s.set_nonblocking(false)?;
-    // Like the client side: relayed bytes go out as they come, not held back by Nagle.
-    let _ = s.set_nodelay(true);
-    Ok(s)
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// Reads a request head within the bounds. `Ok(None)`: the client left before sending anything.
-fn read_head(
-    client: &TcpStream,
+/// Reads a request head that starts with `buf`, within `max_bytes`. `Ok(None)`: the client left
+/// before sending anything.
+async fn read_head<T>(
+    client: &mut TcpStream,
+    mut buf: Vec<u8>,
     max_bytes: usize,
-    max_lines: usize,
-    timeout: Duration,
-) -> Result<Option<(RequestHead, Vec<u8>)>, Refusal> {
-    let deadline = Instant::now() + timeout;
-    let mut buf = vec![0u8; 4096.min(max_bytes)];
-    let mut len = 0;
+    parse: impl Fn(&[u8]) -> Result<T, HeadError>,
+) -> Result<Option<(T, Vec<u8>)>, Refusal> {
+    let mut scanned: usize = 0;
     loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Refusal::new(
-                408,
-                "nanobox proxy: timed out reading the request head\n".into(),
-            ));
+        if cannot_start_a_request(&buf) {
+            // Not HTTP: say so now rather than wait for a blank line that may never come.
+            return Err(bad_request(HeadError::Malformed(
+                "this is not an HTTP request".into(),
+            )));
         }
-        let _ = client.set_read_timeout(Some(deadline - now));
-        if len == buf.len() {
-            buf.resize((buf.len() * 2).min(max_bytes), 0);
+        let from = scanned.saturating_sub(3);
+        let upto = buf.len().min(max_bytes);
+        if let Some(end) = head_end(&buf[from..upto]).map(|e| e + from) {
+            let head = parse(&buf[..end]).map_err(bad_request)?;
+            return Ok(Some((head, buf[end..].to_vec())));
         }
-        let n = match (&*client).read(&mut buf[len..]) {
-            Ok(0) if len == 0 => return Ok(None),
+        if buf.len() >= max_bytes {
+            return Err(bad_request(HeadError::TooLarge(max_bytes)));
+        }
+        scanned = buf.len();
+        let mut chunk = vec![0u8; (max_bytes - buf.len()).min(4096)];
+        match client.read(&mut chunk).await {
+            Ok(0) if buf.is_empty() => return Ok(None),
             Ok(0) => {
                 return Err(Refusal::new(
                     400,
                     "nanobox proxy: incomplete request head\n".into(),
                 ))
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if is_timeout(&e) => continue,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Ok(None),
-        };
-        let from = len.saturating_sub(3);
-        len += n;
-        if let Some(end) = head_end(&buf[from..len]).map(|e| e + from) {
-            let head = parse_request_head(&buf[..end], max_lines)
-                .map_err(|e| Refusal::new(400, format!("nanobox proxy: {e}\n")))?;
-            return Ok(Some((head, buf[end..len].to_vec())));
-        }
-        if len >= max_bytes {
-            let e = super::head::HeadError::TooLarge(max_bytes);
-            return Err(Refusal::new(400, format!("nanobox proxy: {e}\n")));
         }
     }
 }
 
 /// Reads an upstream proxy's response head; returns its status and the bytes after it.
-fn read_response_head(s: &TcpStream, max: usize, timeout: Duration) -> io::Result<(u16, Vec<u8>)> {
-    let _ = s.set_read_timeout(Some(timeout));
+async fn read_response_head(s: &mut TcpStream, max: usize) -> io::Result<(u16, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = (&*s).read(&mut chunk)?;
+        let n = s.read(&mut chunk).await?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -635,40 +749,41 @@ fn read_response_head(s: &TcpStream, max: usize, timeout: Duration) -> io::Resul
     }
 }
 
-fn client_write(s: &TcpStream, data: &[u8], timeout: Duration) -> io::Result<()> {
-    let _ = s.set_write_timeout(Some(timeout));
-    (&*s).write_all(data)
+async fn write_within<W: AsyncWrite + Unpin>(
+    s: &mut W,
+    data: &[u8],
+    limit: Duration,
+) -> io::Result<()> {
+    match timeout(limit, s.write_all(data)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+    }
 }
 
 /// Sends an error response, then reads and drops a bounded amount of what the client still sends
 /// before closing, so that the close does not reset the connection under the client's read.
-fn refuse(client: &TcpStream, r: Refusal) -> io::Result<()> {
-    let resp = error_response(r.status, r.reason, &r.body);
-    client_write(client, &resp, Duration::from_secs(5))?;
-    drain(client);
+async fn refuse(client: &mut TcpStream, r: Refusal) -> io::Result<()> {
+    let resp = error_response(r.status, r.reason(), &r.body);
+    write_within(client, &resp, REFUSE_TIME).await?;
+    drain(client).await;
     Ok(())
 }
 
 /// Half-closes `client`, then reads and drops what it still sends (bounded in bytes and time), so
 /// that closing does not reset the connection before the client has read our answer.
-fn drain(client: &TcpStream) {
-    let _ = client.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + DRAIN_TIME;
-    let mut drained = 0u64;
-    let mut buf = [0u8; 8192];
-    while drained < DRAIN_BYTES {
-        let now = Instant::now();
-        if now >= deadline {
-            break;
+async fn drain(client: &mut TcpStream) {
+    let _ = client.shutdown().await;
+    let _ = timeout(DRAIN_TIME, async {
+        let mut drained = 0u64;
+        let mut buf = [0u8; 8192];
+        while drained < DRAIN_BYTES {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n as u64,
+            }
         }
-        let _ = client.set_read_timeout(Some(deadline - now));
-        match (&*client).read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => drained += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
+    })
+    .await;
 }
 
 /// Idle tracking shared by the two directions of a connection.
@@ -737,186 +852,294 @@ impl Drop for RelayBuf<'_> {
     }
 }
 
-/// Copies `from` → `to` until EOF (then half-closes `to`), an error, or the idle timeout (then
-/// shuts down both sockets, which ends the other direction too). Counts into `counter`.
-///
-/// A plain read/write copy: on loopback (`benches/proxy.rs`), it carries a bulk download faster
-/// and with less CPU per byte than `splice(2)` through a pipe.
-fn pump(
-    from: &TcpStream,
-    to: &TcpStream,
+/// How one direction of a relay ended.
+#[derive(PartialEq, Eq)]
+enum End {
+    /// The sender closed its side; the half-close was passed on.
+    Eof,
+    /// An error or the idle timeout: the whole connection ends.
+    Abort,
+}
+
+/// Copies `from` → `to` until EOF (then half-closes `to`), an error, or the idle timeout. Counts
+/// into `counter`.
+async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    from: &mut R,
+    to: &mut W,
     activity: &Activity,
     counter: &AtomicU64,
     budget: &AtomicUsize,
-) {
-    let _ = from.set_read_timeout(Some(activity.idle));
-    let _ = to.set_write_timeout(Some(activity.idle));
+) -> End {
     let mut buf = RelayBuf::new(budget);
     loop {
-        match (&*from).read(&mut buf.buf) {
-            Ok(0) => {
-                let _ = to.shutdown(Shutdown::Write);
-                return;
+        let n = match timeout(activity.idle, from.read(&mut buf.buf)).await {
+            Err(_) if activity.idle_expired() => return End::Abort,
+            Err(_) => continue,
+            Ok(Ok(0)) => {
+                let _ = to.shutdown().await;
+                return End::Eof;
             }
-            Ok(n) => {
-                activity.touch();
-                if (&*to).write_all(&buf.buf[..n]).is_err() {
-                    break;
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(Err(_)) => return End::Abort,
+        };
+        activity.touch();
+        if write_within(to, &buf.buf[..n], activity.idle)
+            .await
+            .is_err()
+        {
+            return End::Abort;
+        }
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        activity.touch();
+        buf.filled(n);
+    }
+}
+
+/// Relays both ways until both sides closed, an error, or the idle timeout.
+async fn relay(
+    shared: &Shared,
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    first: &[u8],
+    live: &Live,
+) -> io::Result<()> {
+    let activity = Activity::new(shared.config.limits.idle_timeout);
+    if !first.is_empty() {
+        write_within(upstream, first, activity.idle).await?;
+        live.up.fetch_add(first.len() as u64, Ordering::Relaxed);
+    }
+    let (mut cr, mut cw) = client.split();
+    let (mut ur, mut uw) = upstream.split();
+    let budget = &shared.relay_budget;
+    let up = pump(&mut cr, &mut uw, &activity, &live.up, budget);
+    let down = pump(&mut ur, &mut cw, &activity, &live.down, budget);
+    tokio::pin!(up, down);
+    tokio::select! {
+        end = &mut up => if end == End::Eof { down.await; },
+        end = &mut down => if end == End::Eof { up.await; },
+    }
+    Ok(())
+}
+
+/// Whether `b` (at least 3 bytes) starts a TLS handshake record.
+fn is_tls(b: &[u8]) -> bool {
+    b[0] == 0x16 && b[1] == 0x03 && b[2] <= 0x04
+}
+
+/// A tunnel: TLS is relayed as it is; anything else must be one plain-HTTP request for the
+/// tunnel's own host (see step 6 in the module documentation).
+async fn tunnel(
+    shared: &Shared,
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    mut first: Vec<u8>,
+    req: &RequestHead,
+    live: &Live,
+) -> io::Result<()> {
+    let limits = &shared.config.limits;
+    let activity = Activity::new(limits.idle_timeout);
+    while first.len() < 3 {
+        let mut b = [0u8; 4096];
+        match timeout(activity.idle, client.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
+                if !first.is_empty() {
+                    live.set_reason("the tunnel carried neither TLS nor HTTP".into());
                 }
-                counter.fetch_add(n as u64, Ordering::Relaxed);
-                activity.touch();
-                buf.filled(n);
+                return Ok(());
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) && !activity.idle_expired() => {}
-            Err(_) => break,
+            Ok(Ok(n)) => first.extend_from_slice(&b[..n]),
         }
     }
-    let _ = from.shutdown(Shutdown::Both);
-    let _ = to.shutdown(Shutdown::Both);
-}
-
-fn spawn_pump(
-    shared: &Shared,
-    from: &Arc<TcpStream>,
-    to: &Arc<TcpStream>,
-    activity: &Arc<Activity>,
-    slot: &Arc<EventSlot>,
-) -> io::Result<JoinHandle<()>> {
-    let (from, to, activity, slot) = (from.clone(), to.clone(), activity.clone(), slot.clone());
-    let budget = shared.relay_budget.clone();
-    std::thread::Builder::new()
-        .name("nanobox-proxy-down".into())
-        .stack_size(STACK)
-        .spawn(move || pump(&from, &to, &activity, &slot.down, &budget))
-}
-
-fn tunnel(
-    shared: &Shared,
-    client: &Arc<TcpStream>,
-    upstream: &Arc<TcpStream>,
-    leftover: &[u8],
-    slot: &Arc<EventSlot>,
-) -> io::Result<()> {
-    let activity = Arc::new(Activity::new(shared.config.limits.idle_timeout));
-    if !leftover.is_empty() {
-        client_write(upstream, leftover, activity.idle)?;
-        slot.up.fetch_add(leftover.len() as u64, Ordering::Relaxed);
+    if is_tls(&first) {
+        return relay(shared, client, upstream, &first, live).await;
     }
-    let down = spawn_pump(shared, upstream, client, &activity, slot)?;
-    pump(client, upstream, &activity, &slot.up, &shared.relay_budget);
-    let _ = down.join();
-    Ok(())
+    let read = read_head(client, first, limits.max_head_bytes, |b| {
+        parse_tunneled_head(b, limits.max_header_lines)
+    });
+    let (inner, leftover) = match timeout(limits.head_timeout, read).await {
+        Ok(Ok(Some(x))) => x,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(r)) => {
+            live.set_reason(format!(
+                "the tunnel carried neither TLS nor a valid HTTP request: {}",
+                r.body.trim_end()
+            ));
+            return refuse(client, r).await;
+        }
+        Err(_) => {
+            let body = "nanobox proxy: timed out reading the request head\n".into();
+            return refuse(client, Refusal::new(408, body)).await;
+        }
+    };
+    let same_port = !inner.explicit_port || inner.head.port == req.port;
+    if inner.head.host != req.host || !same_port {
+        let named = inner.head.authority.clone();
+        live.set_reason(format!("a request inside named another host ({named})"));
+        let inner_host = inner.head.host.to_string();
+        let port = if inner.explicit_port {
+            inner.head.port
+        } else {
+            req.port
+        };
+        shared.refused(NetworkEvent::new(
+            &inner_host,
+            port,
+            false,
+            None,
+            Some(format!(
+                "requested inside a tunnel to {}:{}",
+                req.host, req.port
+            )),
+        ));
+        let body = format!(
+            "nanobox proxy: refused a request for {named} inside a tunnel to {}:{}: a tunnel \
+             carries requests for its own host only.\n",
+            req.host, req.port
+        );
+        return refuse(client, Refusal::new(403, body)).await;
+    }
+    let Target::Forward { path } = &inner.head.target else {
+        unreachable!("a tunneled request is origin-form");
+    };
+    let head = forward_head(&inner.head, path, &[]);
+    forward(
+        shared,
+        client,
+        upstream,
+        &head,
+        inner.head.body,
+        leftover,
+        live,
+    )
+    .await
 }
 
 /// Sends one plain-HTTP request (head, then exactly its body) while relaying the response back,
 /// then closes: a request that follows on the same client connection is never forwarded.
-fn forward(
+async fn forward(
     shared: &Shared,
-    client: &Arc<TcpStream>,
-    upstream: &Arc<TcpStream>,
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
     head: &[u8],
-    req: &RequestHead,
+    body: Body,
     leftover: Vec<u8>,
-    slot: &Arc<EventSlot>,
+    live: &Live,
 ) -> io::Result<()> {
-    let activity = Arc::new(Activity::new(shared.config.limits.idle_timeout));
-    let down = spawn_pump(shared, upstream, client, &activity, slot)?;
-    let mut body = BodySource {
-        client,
-        upstream,
-        pending: leftover,
-        pos: 0,
-        activity: &activity,
-        counter: &slot.up,
-    };
-    let sent = body.send(head).and_then(|()| match req.body {
-        Body::None => Ok(()),
-        Body::Length(n) => body.copy(n),
-        Body::Chunked => body.chunked(shared.config.limits.max_head_bytes),
-    });
-    if sent.is_err() {
-        let _ = upstream.shutdown(Shutdown::Both);
+    let activity = Activity::new(shared.config.limits.idle_timeout);
+    {
+        let (mut cr, mut cw) = client.split();
+        let (mut ur, mut uw) = upstream.split();
+        let down = pump(
+            &mut ur,
+            &mut cw,
+            &activity,
+            &live.down,
+            &shared.relay_budget,
+        );
+        let max_trailers = shared.config.limits.max_head_bytes;
+        let mut source = BodySource {
+            client: &mut cr,
+            upstream: &mut uw,
+            pending: leftover,
+            pos: 0,
+            activity: &activity,
+            counter: &live.up,
+        };
+        let send = async move {
+            source.send(head).await?;
+            match body {
+                Body::None => Ok(()),
+                Body::Length(n) => source.copy(n).await,
+                Body::Chunked => source.chunked(max_trailers).await,
+            }
+        };
+        tokio::pin!(down, send);
+        tokio::select! {
+            sent = &mut send => if sent.is_ok() { (&mut down).await; },
+            _ = &mut down => {}
+        }
     }
-    let _ = down.join();
-    drain(client);
+    drain(client).await;
     Ok(())
 }
 
 /// The request body, read from what followed the head and then from the client.
-struct BodySource<'a> {
-    client: &'a TcpStream,
-    upstream: &'a TcpStream,
+struct BodySource<'a, R, W> {
+    client: &'a mut R,
+    upstream: &'a mut W,
     pending: Vec<u8>,
     pos: usize,
     activity: &'a Activity,
     counter: &'a AtomicU64,
 }
 
-impl BodySource<'_> {
-    fn send(&mut self, data: &[u8]) -> io::Result<()> {
-        let _ = self.upstream.set_write_timeout(Some(self.activity.idle));
-        self.upstream.write_all(data)?;
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> BodySource<'_, R, W> {
+    async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        write_within(self.upstream, data, self.activity.idle).await?;
         self.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
         self.activity.touch();
         Ok(())
     }
 
     /// Makes unread bytes available (reading from the client when none are pending).
-    fn fill(&mut self) -> io::Result<()> {
+    async fn fill(&mut self) -> io::Result<()> {
         if self.pos < self.pending.len() {
             return Ok(());
         }
-        let _ = self.client.set_read_timeout(Some(self.activity.idle));
         self.pending.resize(RELAY_BUF, 0);
         self.pos = 0;
         loop {
-            match self.client.read(&mut self.pending) {
-                Ok(0) => {
+            match timeout(self.activity.idle, self.client.read(&mut self.pending)).await {
+                Ok(Ok(0)) => {
                     self.pending.clear();
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "body cut short",
                     ));
                 }
-                Ok(n) => {
+                Ok(Ok(n)) => {
                     self.pending.truncate(n);
                     self.activity.touch();
                     return Ok(());
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) && !self.activity.idle_expired() => {}
-                Err(e) => {
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if !self.activity.idle_expired() => {}
+                Ok(Err(e)) => {
                     self.pending.clear();
                     return Err(e);
+                }
+                Err(_) => {
+                    self.pending.clear();
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "idle"));
                 }
             }
         }
     }
 
-    fn copy(&mut self, mut n: u64) -> io::Result<()> {
+    async fn copy(&mut self, mut n: u64) -> io::Result<()> {
         while n > 0 {
-            self.fill()?;
+            self.fill().await?;
             let avail = &self.pending[self.pos..];
             let take = avail.len().min(usize::try_from(n).unwrap_or(usize::MAX));
             let chunk = avail[..take].to_vec();
             self.pos += take;
-            self.send(&chunk)?;
+            self.send(&chunk).await?;
             n -= take as u64;
         }
         Ok(())
     }
 
     /// One line through CRLF, forwarded; at most `max` bytes.
-    fn line(&mut self, max: usize) -> io::Result<Vec<u8>> {
+    async fn line(&mut self, max: usize) -> io::Result<Vec<u8>> {
         let mut line = Vec::new();
         loop {
-            self.fill()?;
+            self.fill().await?;
             let b = self.pending[self.pos];
             self.pos += 1;
             line.push(b);
             if line.ends_with(b"\r\n") {
-                self.send(&line)?;
+                self.send(&line).await?;
                 return Ok(line);
             }
             if line.len() >= max {
@@ -928,10 +1151,10 @@ impl BodySource<'_> {
         }
     }
 
-    fn chunked(&mut self, max_trailers: usize) -> io::Result<()> {
+    async fn chunked(&mut self, max_trailers: usize) -> io::Result<()> {
         let invalid = || io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body");
         loop {
-            let line = self.line(4096)?;
+            let line = self.line(4096).await?;
             let text = std::str::from_utf8(&line[..line.len() - 2]).map_err(|_| invalid())?;
             let size = text
                 .split(';')
@@ -945,7 +1168,7 @@ impl BodySource<'_> {
             if size == 0 {
                 let mut total = 0;
                 loop {
-                    let t = self.line(max_trailers)?;
+                    let t = self.line(max_trailers).await?;
                     total += t.len();
                     if t == b"\r\n" {
                         return Ok(());
@@ -955,8 +1178,8 @@ impl BodySource<'_> {
                     }
                 }
             }
-            self.copy(size)?;
-            if self.line(2)? != b"\r\n" {
+            self.copy(size).await?;
+            if self.line(2).await? != b"\r\n" {
                 return Err(invalid());
             }
         }
@@ -1023,5 +1246,52 @@ mod tests {
             b.filled(RELAY_BUF);
         }
         assert_eq!(b.buf.len(), RELAY_BUF);
+    }
+
+    fn event(host: &str, allowed: bool, reason: Option<&str>) -> NetworkEvent {
+        let mut e = NetworkEvent::new(host, 443, allowed, None, reason.map(String::from));
+        e.bytes_up = 10;
+        e
+    }
+
+    #[test]
+    fn the_log_aggregates_repeats_and_counts_what_it_omits() {
+        let mut log = Log::default();
+        for _ in 0..1000 {
+            log.add(
+                event("a.test", false, Some("not in the allowlist")),
+                3,
+                false,
+            );
+        }
+        for h in ["b.test", "c.test", "d.test", "e.test"] {
+            log.add(event(h, false, Some("not in the allowlist")), 3, false);
+        }
+        assert_eq!(log.entries.len(), 3, "a.test, b.test, c.test");
+        assert_eq!(log.entries[0].count, 1000);
+        assert_eq!(log.entries[0].bytes_up, 10_000);
+        assert_eq!(log.omitted, 2, "d.test and e.test");
+        // repeats of a kept entry still count
+        log.add(
+            event("b.test", false, Some("not in the allowlist")),
+            3,
+            false,
+        );
+        assert_eq!((log.entries[1].count, log.omitted), (2, 2));
+        // an allowed entry is never omitted (its room was reserved when it was admitted)
+        log.add(event("f.test", true, None), 3, true);
+        assert_eq!(log.entries.len(), 4);
+        assert!(log.entries[3].allowed);
+        // past the bound, a request to a known destination that differs (another address)
+        // counts in the destination's first entry
+        for (i, h) in ["g.test", "h.test"].into_iter().enumerate() {
+            log.add(event(h, true, None), 3, true);
+            assert_eq!(log.entries.len(), 5 + i);
+        }
+        let mut other = event("f.test", true, None);
+        other.address = Some("192.0.2.9:443".into());
+        log.add(other, 3, false);
+        assert_eq!(log.entries.len(), 6);
+        assert_eq!((log.entries[3].count, log.entries[3].bytes_up), (2, 20));
     }
 }

@@ -12,6 +12,15 @@ use nanobox::proxy::{AllowList, OverrideResolver, ProxyConfig, ProxyHandle, Prox
 
 pub const LO: &str = "127.0.0.1";
 
+/// The first bytes of a TLS handshake record: the proxy relays a tunnel as it is only when the
+/// client's first bytes are TLS (anything else must be one HTTP request for the tunnel's host).
+pub const TLS_START: &[u8] = b"\x16\x03\x01";
+
+/// `msg` after [`TLS_START`], as a client's first bytes in a tunnel.
+pub fn tls(msg: &[u8]) -> Vec<u8> {
+    [TLS_START, msg].concat()
+}
+
 pub fn lo() -> IpAddr {
     LO.parse().unwrap()
 }
@@ -27,7 +36,12 @@ pub struct Origin {
 
 impl Origin {
     pub fn start(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> Origin {
-        let l = TcpListener::bind((LO, 0)).unwrap();
+        Origin::start_at(SocketAddr::new(lo(), 0), serve)
+    }
+
+    /// Like [`Origin::start`], listening on `bind` (e.g. `[::]:0`, every address of the host).
+    pub fn start_at(bind: SocketAddr, serve: impl Fn(TcpStream) + Send + Sync + 'static) -> Origin {
+        let l = TcpListener::bind(bind).unwrap();
         let addr = l.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicUsize::new(0));
@@ -64,7 +78,12 @@ impl Origin {
 
     /// Echoes until EOF, then half-closes (so a client's half-close comes back as EOF).
     pub fn echo() -> Origin {
-        Origin::start(|mut c| {
+        Origin::echo_at(SocketAddr::new(lo(), 0))
+    }
+
+    /// [`Origin::echo`] listening on `bind`.
+    pub fn echo_at(bind: SocketAddr) -> Origin {
+        Origin::start_at(bind, |mut c| {
             let mut buf = [0u8; 16384];
             loop {
                 match c.read(&mut buf) {
@@ -108,7 +127,11 @@ impl Origin {
 impl Drop for Origin {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
+        let wake = match self.addr.ip() {
+            ip if ip.is_unspecified() => SocketAddr::new(lo(), self.addr.port()),
+            _ => self.addr,
+        };
+        let _ = TcpStream::connect(wake);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
