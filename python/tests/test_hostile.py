@@ -141,18 +141,22 @@ def test_allowlist_denies_with_403_and_reports(origin):
         wall_time_limit=60,
     )
     r = sandbox.run("python3", ["-c", FETCH_BODY,
-                                f"http://local.test:{origin}/", "http://denied.example/"])
-    assert r.stdout.splitlines() == ["local origin", "403"], r.stderr
+                                f"http://local.test:{origin}/", "http://denied.example/",
+                                "http://denied.example/"])
+    assert r.stdout.splitlines() == ["local origin", "403", "403"], r.stderr
     by_host = {e.host: e for e in r.network}
     denied = by_host["denied.example"]
     assert denied.allowed is False and denied.port == 80 and denied.reason
     assert denied.pattern is None
+    assert denied.count == 2  # repeats are one entry
+    assert r.network_omitted == 0
+    assert r.to_dict()["network_truncated"] is False
     allowed = by_host["local.test"]
     assert allowed.allowed is True and allowed.port == origin
     assert allowed.pattern == f"local.test:{origin}"
     assert allowed.address == f"127.0.0.1:{origin}"
-    assert allowed.bytes_down > 0 and allowed.bytes_up > 0
-    assert "denied.example" in repr(denied)
+    assert allowed.bytes_down > 0 and allowed.bytes_up > 0 and allowed.count == 1
+    assert "denied.example" in repr(denied) and "count=2" in repr(denied)
     # The JSON report lists them as well.
     assert {e["host"] for e in r.to_dict()["network"]} == {"local.test", "denied.example"}
 

@@ -486,9 +486,12 @@ impl SandboxBuilder {
     /// `*.example.com` any subdomain at any depth, not `example.com` itself; case-insensitive,
     /// trailing dot ignored, IDNs compared in punycode; ports 80 and 443 unless the pattern names
     /// one (`host:8443`); an IP literal only if listed; `*` alone any host. Whatever the name,
-    /// the proxy refuses to connect to loopback, private, link-local (cloud metadata included),
-    /// CGNAT, unique-local, multicast and unspecified addresses unless allowed with
-    /// [`SandboxBuilder::allow_address`] or [`SandboxBuilder::map_host`]. Every attempt is in
+    /// the proxy refuses to connect to this host's own addresses (any address the caller's network
+    /// namespace delivers locally, checked at each request) and to every block of the IANA
+    /// special-purpose registries that is not globally reachable (loopback, private, link-local and
+    /// cloud metadata, CGNAT, documentation, benchmarking, ...; see [`crate::proxy::classify`])
+    /// unless allowed with [`SandboxBuilder::allow_address`] or [`SandboxBuilder::map_host`]. A
+    /// tunnel carries TLS, or one HTTP request for its own host. Every request is in
     /// [`crate::RunResult::network`]. An invalid pattern makes `build()` fail.
     pub fn allow_network<S: AsRef<str>>(mut self, patterns: &[S]) -> Self {
         let a = self.allowlist();

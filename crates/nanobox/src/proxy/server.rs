@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -863,16 +864,16 @@ enum End {
 
 /// Copies `from` → `to` until EOF (then half-closes `to`), an error, or the idle timeout. Counts
 /// into `counter`.
-async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-    from: &mut R,
-    to: &mut W,
+async fn pump(
+    from: &mut ReadHalf<'_>,
+    to: &mut WriteHalf<'_>,
     activity: &Activity,
     counter: &AtomicU64,
     budget: &AtomicUsize,
 ) -> End {
     let mut buf = RelayBuf::new(budget);
     loop {
-        let n = match timeout(activity.idle, from.read(&mut buf.buf)).await {
+        let mut n = match timeout(activity.idle, from.read(&mut buf.buf)).await {
             Err(_) if activity.idle_expired() => return End::Abort,
             Err(_) => continue,
             Ok(Ok(0)) => {
@@ -883,6 +884,20 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
             Ok(Err(_)) => return End::Abort,
         };
+        // Take what else has arrived already, without waiting: fewer, larger writes (and a full
+        // buffer grows).
+        let mut eof = false;
+        while n < buf.buf.len() {
+            match from.try_read(&mut buf.buf[n..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break, // WouldBlock, or an error the next read reports
+            }
+        }
         activity.touch();
         if write_within(to, &buf.buf[..n], activity.idle)
             .await
@@ -892,6 +907,10 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         }
         counter.fetch_add(n as u64, Ordering::Relaxed);
         activity.touch();
+        if eof {
+            let _ = to.shutdown().await;
+            return End::Eof;
+        }
         buf.filled(n);
     }
 }
