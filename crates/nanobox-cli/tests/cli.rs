@@ -473,6 +473,9 @@ fn allow_net_reports_each_attempt_in_json() {
     assert_eq!(net[0]["host"], "denied.test");
     assert_eq!(net[0]["port"], 80);
     assert_eq!(net[0]["allowed"], false);
+    assert_eq!(net[0]["count"], 1);
+    assert_eq!(v["network_truncated"], false);
+    assert_eq!(v["network_omitted"], 0);
     // A malformed pattern is a malformed command line; --no-network contradicts --allow-net.
     assert_code(&run(&["run", "--allow-net", "a b", "--", "true"]), 2);
     assert_code(
