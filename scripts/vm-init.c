@@ -1,0 +1,126 @@
+/* The init of the VMs that scripts/vm-test boots: loads the modules listed in /modules, mounts
+ * the host's root filesystem (9p tag "root", read-only) and the job directory (9p tag "job",
+ * read-write), gives the new root its own /proc, /sys, /dev, /tmp, /run and a pure cgroup v2
+ * hierarchy, switches to it, runs /run/job/run with /bin/sh there, writes its exit status to /run/job/status and
+ * powers the VM off. Static, so it needs nothing from the initramfs but itself. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void say(const char *what, const char *arg) {
+    dprintf(2, "vm-init: %s %s: %s\n", what, arg, strerror(errno));
+}
+
+static void off(void) {
+    sync();
+    reboot(RB_POWER_OFF);
+    for (;;)
+        pause();
+}
+
+static int mnt(const char *src, const char *dst, const char *type, unsigned long flags,
+               const char *data) {
+    mkdir(dst, 0755);
+    if (mount(src, dst, type, flags, data) != 0) {
+        say("mount", dst);
+        return -1;
+    }
+    return 0;
+}
+
+static void load_modules(void) {
+    FILE *f = fopen("/modules", "r");
+    char line[512];
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!*line)
+            continue;
+        int fd = open(line, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            say("open", line);
+            continue;
+        }
+        if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST)
+            say("finit_module", line);
+        close(fd);
+    }
+    fclose(f);
+}
+
+int main(void) {
+    mnt("proc", "/proc", "proc", 0, NULL);
+    mnt("dev", "/dev", "devtmpfs", 0, NULL);
+    load_modules();
+    const char *p9 = "trans=virtio,version=9p2000.L,msize=524288";
+    char opts[256];
+    snprintf(opts, sizeof opts, "%s,cache=loose", p9);
+    if (mnt("root", "/newroot", "9p", MS_RDONLY, opts) != 0)
+        off();
+    /* The host's /run is replaced by a tmpfs that holds the job directory. */
+    if (mnt("run", "/newroot/run", "tmpfs", 0, "mode=0755") != 0)
+        off();
+    if (mnt("job", "/newroot/run/job", "9p", 0, p9) != 0)
+        off();
+    mnt("proc", "/newroot/proc", "proc", 0, NULL);
+    mnt("sys", "/newroot/sys", "sysfs", 0, NULL);
+    mnt("cgroup2", "/newroot/sys/fs/cgroup", "cgroup2", 0, "nsdelegate");
+    mnt("dev", "/newroot/dev", "devtmpfs", 0, NULL);
+    mnt("devpts", "/newroot/dev/pts", "devpts", 0, "newinstance,ptmxmode=0666");
+    mnt("shm", "/newroot/dev/shm", "tmpfs", 0, "mode=1777");
+    mnt("tmp", "/newroot/tmp", "tmpfs", 0, "mode=1777");
+    mnt("vartmp", "/newroot/var/tmp", "tmpfs", 0, "mode=1777");
+    /* switch_root: move the new root onto / (with everything mounted under it), so that the
+     * job is not in a chroot (the kernel refuses user namespaces to a chrooted process). */
+    if (chdir("/newroot") != 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) != 0 ||
+        chroot(".") != 0 || chdir("/") != 0) {
+        say("switch_root", "/newroot");
+        off();
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int out = open("/run/job/output", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        setsid();
+        char *argv[] = {"/bin/sh", "/run/job/run", NULL};
+        char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        "HOME=/root", "LANG=C.UTF-8", "NANOBOX_IN_VM=1", NULL};
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    int status = 0, code = 125;
+    /* Reap everything; the job's own exit status is the one that counts. */
+    for (;;) {
+        int st;
+        pid_t r = wait(&st);
+        if (r < 0 && errno == ECHILD)
+            break;
+        if (r == pid) {
+            status = st;
+            code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            /* Whatever it left behind is killed with the VM. */
+            break;
+        }
+    }
+    (void)status;
+    int fd = open("/run/job/status", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        dprintf(fd, "%d\n", code);
+        close(fd);
+    }
+    off();
+    return 0;
+}
