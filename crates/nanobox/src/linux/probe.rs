@@ -33,6 +33,34 @@ fn check(
     }
 }
 
+/// The detail and fix of the "pid, mount, network, ipc, uts, cgroup namespaces" line: these are
+/// created together with a user namespace, so when that one fails they are not tested, and the
+/// fix is the user namespace's, not a kernel rebuild.
+fn namespaces_verdict(user_ok: bool, err: Option<&std::io::Error>) -> (String, Option<String>) {
+    match (user_ok, err) {
+        (_, None) => ("all created together with a user namespace".into(), None),
+        (false, Some(e)) => (
+            format!(
+                "not tested: they are created together with a user namespace, which failed ({e})"
+            ),
+            Some("make user namespaces available (the \"user namespaces\" line above)".into()),
+        ),
+        (true, Some(e)) => (
+            format!("creating them failed although a user namespace alone works: {e}"),
+            Some(if e.raw_os_error() == Some(libc::EINVAL) {
+                "run on a kernel built with CONFIG_{PID,NET,IPC,UTS,CGROUP}_NS".into()
+            } else {
+                format!(
+                    "{} (a container's seccomp profile or an LSM may refuse these flags)",
+                    userns::diagnose_clone_error(std::io::Error::from_raw_os_error(
+                        e.raw_os_error().unwrap_or(0)
+                    ))
+                )
+            }),
+        ),
+    }
+}
+
 /// Try a clone with `flags` whose child exits at once.
 fn try_clone(flags: u64) -> Result<(), std::io::Error> {
     // SAFETY: the child only calls _exit.
@@ -88,16 +116,14 @@ pub(crate) fn probe() -> Probe {
         fix,
     ));
     let all = try_clone(userns::NS_FLAGS);
+    let (detail, fix) = namespaces_verdict(user.is_ok(), all.as_ref().err());
     checks.push(check(
         "pid, mount, network, ipc, uts, cgroup namespaces",
         all.is_ok(),
-        match &all {
-            Ok(()) => "all created together with a user namespace".into(),
-            Err(e) => format!("creating them failed: {e}"),
-        },
+        detail,
         true,
         true,
-        Some("run on a kernel built with CONFIG_{PID,NET,IPC,UTS,CGROUP}_NS".into()),
+        fix,
     ));
     let newmount = syscall_exists(libc::SYS_open_tree)
         && syscall_exists(libc::SYS_move_mount)
@@ -150,7 +176,9 @@ pub(crate) fn probe() -> Probe {
         Some("upgrade to Linux 5.3 or newer".into()),
     ));
     if root {
-        let idmap = userns::idmap_userns(userns::ROOT_HOST_ID).and_then(|ns| {
+        let idmap_ns = userns::idmap_userns(userns::ROOT_HOST_ID);
+        let ns_failed = idmap_ns.is_err();
+        let idmap = idmap_ns.and_then(|ns| {
             let tree = rustix::mount::open_tree(
                 rustix::fs::CWD,
                 "/tmp",
@@ -175,11 +203,18 @@ pub(crate) fn probe() -> Probe {
                     "running as root: programs run as host uid {0}; mounts are idmapped so that root's files appear as theirs, and /etc so that only what \"other\" may read is readable (tested on /tmp)",
                     userns::ROOT_HOST_ID
                 ),
+                Err(e) if ns_failed => format!(
+                    "not tested: the user namespace an idmapped mount needs could not be created: {e}"
+                ),
                 Err(e) => format!("an idmapped mount of /tmp failed: {e}"),
             },
             false,
             true,
-            Some("use Linux 5.12+ and a filesystem with idmapped-mount support for mount sources (ext4, xfs, btrfs; tmpfs from 6.3)".into()),
+            Some(if ns_failed {
+                "make user namespaces available (the \"user namespaces\" line above)".into()
+            } else {
+                "use Linux 5.12+ and a filesystem with idmapped-mount support for mount sources (ext4, xfs, btrfs; tmpfs from 6.3)".into()
+            }),
         ));
     } else {
         checks.push(check(
@@ -332,4 +367,35 @@ pub(crate) fn probe() -> Probe {
         None,
     ));
     Probe::new("linux", checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(errno: i32) -> std::io::Error {
+        std::io::Error::from_raw_os_error(errno)
+    }
+
+    #[test]
+    fn namespaces_blocked_with_the_user_namespace_are_not_blamed_on_the_kernel() {
+        // user.max_user_namespaces=0: both clones fail with ENOSPC
+        let (detail, fix) = namespaces_verdict(false, Some(&e(libc::ENOSPC)));
+        assert!(detail.starts_with("not tested"), "{detail}");
+        let fix = fix.unwrap();
+        assert!(fix.contains("user namespaces"), "{fix}");
+        assert!(!fix.contains("CONFIG_"), "{fix}");
+        // a user namespace works, the others are unknown to the kernel
+        let (_, fix) = namespaces_verdict(true, Some(&e(libc::EINVAL)));
+        assert!(fix.unwrap().contains("CONFIG_{PID,NET,IPC,UTS,CGROUP}_NS"));
+        // a user namespace works, a filter refuses the others
+        let (detail, fix) = namespaces_verdict(true, Some(&e(libc::EPERM)));
+        assert!(
+            detail.contains("although a user namespace alone works"),
+            "{detail}"
+        );
+        let fix = fix.unwrap();
+        assert!(!fix.contains("CONFIG_") && fix.contains("seccomp"), "{fix}");
+        assert_eq!(namespaces_verdict(true, None).1, None);
+    }
 }
