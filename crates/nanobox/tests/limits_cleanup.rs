@@ -38,7 +38,7 @@ fn no_cgroup_is_left_after_any_kind_of_end() {
         .memory_limit(64 * MB)
         .process_limit(32)
         .cpu_time_limit(Duration::from_secs(5))
-        .wall_time_limit(Duration::from_secs(1))
+        .wall_time_limit(common::slow(Duration::from_secs(1)))
         .output_limit(1000)
         .build()
     {
@@ -54,8 +54,9 @@ fn no_cgroup_is_left_after_any_kind_of_end() {
         sb.run("true", &[] as &[&str]).unwrap().outcome,
         Outcome::Exited(0)
     );
+    let long = common::slow(Duration::from_secs(10)).as_secs().to_string();
     assert_eq!(
-        sb.run("sleep", &["10"]).unwrap().outcome,
+        sb.run("sleep", &[long.as_str()]).unwrap().outcome,
         Outcome::WallTimeLimit
     );
     assert_eq!(
@@ -70,14 +71,14 @@ fn no_cgroup_is_left_after_any_kind_of_end() {
         .unwrap();
     assert_eq!(r.outcome, Outcome::MemoryLimit);
     // kill(), and a Child dropped while running.
-    let mut c = sb.spawn("sleep", &["10"]).unwrap();
+    let mut c = sb.spawn("sleep", &[long.as_str()]).unwrap();
     assert!(
         !our_cgroups().is_empty(),
         "a running sandbox has its cgroup"
     );
     c.kill().unwrap();
     c.wait().unwrap();
-    drop(sb.spawn("sleep", &["10"]).unwrap());
+    drop(sb.spawn("sleep", &[long.as_str()]).unwrap());
     // 16 at once.
     let hs: Vec<_> = (0..16)
         .map(|_| {

@@ -10,6 +10,18 @@ use std::sync::OnceLock;
 /// The uid and gid the unprivileged runs use.
 pub const USER: u32 = 65534;
 
+/// `d` scaled by how much slower than this project's CI host the machine running the tests is:
+/// `NANOBOX_TEST_SLOWNESS` (a number, default 1). The VM tier sets it (its CPUs are emulated), and
+/// tests whose outcome depends on a time limit scale that limit with it.
+pub fn slow(d: std::time::Duration) -> std::time::Duration {
+    let factor = std::env::var("NANOBOX_TEST_SLOWNESS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|f| *f >= 1.0)
+        .unwrap_or(1.0);
+    d.mul_f64(factor)
+}
+
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
