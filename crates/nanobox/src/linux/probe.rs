@@ -61,6 +61,33 @@ fn namespaces_verdict(user_ok: bool, err: Option<&std::io::Error>) -> (String, O
     }
 }
 
+/// What the "cgroup v2" line says about the cgroup this process sits in (`dir`) and, when that is a
+/// leaf of a delegated subtree (the usual shape: the caller moved itself into a leaf, because a
+/// cgroup with processes cannot enable controllers for children), about its parent, where runs
+/// then go.
+fn delegation_text(
+    dir: &str,
+    writable: bool,
+    subtree: &str,
+    parent: Option<(String, bool, String)>,
+) -> String {
+    match parent {
+        Some((p, true, psub)) if subtree.is_empty() && !psub.is_empty() => format!(
+            "; this process sits in {dir}, a leaf that enables no controllers for children; its \
+             parent {p} is writable by this process and enables [{psub}] for its children"
+        ),
+        _ => format!(
+            "; this process sits in {dir}, which it {} (controllers it enables for its children: \
+             [{subtree}])",
+            if writable {
+                "may create child cgroups in"
+            } else {
+                "may not write to"
+            }
+        ),
+    }
+}
+
 /// Try a clone with `flags` whose child exits at once.
 fn try_clone(flags: u64) -> Result<(), std::io::Error> {
     // SAFETY: the child only calls _exit.
@@ -246,20 +273,21 @@ pub(crate) fn probe() -> Probe {
             c.lines()
                 .find_map(|l| l.strip_prefix("0::").map(str::to_string))
         });
-    let delegation =
-        match (v2.first(), &own) {
-            (Some(m), Some(path)) => {
-                let dir = format!("{m}{}", if path == "/" { "" } else { path.as_str() });
-                let writable =
-                    rustix::fs::access(dir.as_str(), rustix::fs::Access::WRITE_OK).is_ok();
-                let subtree = read(&format!("{dir}/cgroup.subtree_control")).unwrap_or_default();
-                format!(
-                "; this process sits in {dir}, which it {} (delegated controllers: [{subtree}])",
-                if writable { "may create child cgroups in" } else { "may not write to" }
-            )
-            }
-            _ => String::new(),
-        };
+    let delegation = match (v2.first(), &own) {
+        (Some(m), Some(path)) => {
+            let dir = format!("{m}{}", if path == "/" { "" } else { path.as_str() });
+            let writable = rustix::fs::access(dir.as_str(), rustix::fs::Access::WRITE_OK).is_ok();
+            let subtree = read(&format!("{dir}/cgroup.subtree_control")).unwrap_or_default();
+            let parent = Path::new(&dir).parent().filter(|_| path != "/").map(|p| {
+                let w = rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok();
+                let sub =
+                    read(&format!("{}/cgroup.subtree_control", p.display())).unwrap_or_default();
+                (p.display().to_string(), w, sub)
+            });
+            delegation_text(&dir, writable, &subtree, parent)
+        }
+        _ => String::new(),
+    };
     checks.push(check(
         "cgroup v2",
         !v2.is_empty(),
@@ -397,5 +425,32 @@ mod tests {
         let fix = fix.unwrap();
         assert!(!fix.contains("CONFIG_") && fix.contains("seccomp"), "{fix}");
         assert_eq!(namespaces_verdict(true, None).1, None);
+    }
+
+    #[test]
+    fn a_leaf_of_a_delegated_subtree_names_the_parent_runs_use() {
+        let leaf = delegation_text(
+            "/sys/fs/cgroup/u/leaf",
+            true,
+            "",
+            Some(("/sys/fs/cgroup/u".into(), true, "cpu memory pids".into())),
+        );
+        assert!(!leaf.contains("[]"), "{leaf}");
+        assert!(
+            leaf.contains("parent /sys/fs/cgroup/u is writable")
+                && leaf.contains("[cpu memory pids]"),
+            "{leaf}"
+        );
+        // not delegated: the cgroup itself, and nothing claimed for the parent
+        let plain = delegation_text(
+            "/sys/fs/cgroup/user.slice",
+            false,
+            "",
+            Some(("/sys/fs/cgroup".into(), false, "cpu memory".into())),
+        );
+        assert!(
+            plain.contains("may not write to") && !plain.contains("parent"),
+            "{plain}"
+        );
     }
 }
