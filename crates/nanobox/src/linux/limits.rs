@@ -45,13 +45,25 @@ fn mechanism_name(m: Mechanism) -> &'static str {
     }
 }
 
+/// How to get a cgroup for the run limits. Root is never told to run as root: as root, a missing
+/// cgroup means a read-only or foreign cgroup mount (a container's).
+pub(crate) fn no_cgroup_fix(root: bool) -> &'static str {
+    if root {
+        "give this process a writable cgroup: mount cgroup2 read-write at /sys/fs/cgroup (in a \
+         container: a private cgroup namespace with a writable cgroup mount, e.g. docker run \
+         --cgroupns=private with the cgroup delegated), or accept per-process rlimits with \
+         allow_degraded_limits() (CLI: --allow-degraded)"
+    } else {
+        "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes), \
+         or accept per-process rlimits with allow_degraded_limits() (CLI: --allow-degraded)"
+    }
+}
+
 fn refuse(what: &'static str, reason: &str) -> Error {
     Error::HostUnsupported {
         missing: what,
         cause: reason.to_string(),
-        fix: "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes), \
-              or accept per-process rlimits with allow_degraded_limits() (CLI: --allow-degraded)"
-            .into(),
+        fix: no_cgroup_fix(rustix::process::geteuid().is_root()).into(),
     }
 }
 

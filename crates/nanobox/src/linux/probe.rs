@@ -373,12 +373,10 @@ pub(crate) fn probe() -> Probe {
         cg.report().join("; "),
         false,
         false,
-        Some(
-            "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes); \
-             otherwise memory, process and CPU-time limits need allow_degraded_limits() \
-             (per-process rlimits) and CPU bandwidth limits are refused"
-                .into(),
-        ),
+        Some(format!(
+            "{} (with rlimits, CPU bandwidth limits are refused)",
+            super::limits::no_cgroup_fix(root)
+        )),
     ));
     let tiocsti = read("/proc/sys/dev/tty/legacy_tiocsti");
     checks.push(check(
@@ -425,6 +423,17 @@ mod tests {
         let fix = fix.unwrap();
         assert!(!fix.contains("CONFIG_") && fix.contains("seccomp"), "{fix}");
         assert_eq!(namespaces_verdict(true, None).1, None);
+    }
+
+    #[test]
+    fn root_is_never_told_to_run_as_root() {
+        let fix = super::super::limits::no_cgroup_fix(true);
+        assert!(!fix.contains("run as root"), "{fix}");
+        assert!(
+            fix.contains("read-write") && fix.contains("cgroup namespace"),
+            "{fix}"
+        );
+        assert!(super::super::limits::no_cgroup_fix(false).contains("run as root"));
     }
 
     #[test]
