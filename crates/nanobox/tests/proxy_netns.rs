@@ -6,6 +6,7 @@
 //! The proxy runs in the caller's process and its code does not depend on the caller's uid, so
 //! these run once (as whoever runs the tests) rather than as root and as uid 65534.
 
+mod common;
 mod proxy_util;
 
 use std::io::{Read, Write};
@@ -54,24 +55,12 @@ macro_rules! netns_test {
 }
 
 fn rerun_in_netns(name: &str) {
-    let out = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--net", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("NANOBOX_TEST_NETNS", "1")
-        .output()
-        .expect("unshare (util-linux) runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} in its own network namespace failed:\n{stdout}\n{stderr}"
+    common::rerun_under(
+        &["unshare", "--user", "--map-root-user", "--net", "--"],
+        &std::env::current_exe().unwrap(),
+        name,
+        "NANOBOX_TEST_NETNS",
+        "in its own network namespace",
     );
 }
 

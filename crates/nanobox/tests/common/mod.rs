@@ -142,19 +142,14 @@ fn user_copy() -> &'static Path {
     })
 }
 
-/// Run the ignored test `name` (a full path like `module::body_entry`) of this binary as uid
-/// 65534 with no supplementary groups, and assert that it ran and passed. When this process is not
-/// root it already is unprivileged, and `name` is run in-process by the caller instead.
-pub fn rerun_as_user(name: &str) {
-    assert!(is_root(), "rerun_as_user needs root");
-    let out = Command::new("setpriv")
-        .args([
-            &format!("--reuid={USER}"),
-            &format!("--regid={USER}"),
-            "--clear-groups",
-            "--",
-        ])
-        .arg(user_copy())
+/// Run the ignored test `name` (a full path like `module::body_entry`) of the binary `exe` under
+/// `wrapper` (a command that runs the rest of its arguments: `setpriv ...`, `unshare ...`), with
+/// the environment variable `marker` set to 1, and assert that it ran and passed. `what` says how
+/// it was run, for the failure message.
+pub fn rerun_under(wrapper: &[&str], exe: &Path, name: &str, marker: &str, what: &str) {
+    let out = Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg(exe)
         .args([
             "--ignored",
             "--exact",
@@ -163,14 +158,29 @@ pub fn rerun_as_user(name: &str) {
             "--test-threads=1",
         ])
         .current_dir("/")
-        .env("NANOBOX_TEST_AS_USER", "1")
+        .env(marker, "1")
         .output()
-        .expect("setpriv (util-linux) runs");
+        .unwrap_or_else(|e| panic!("{} runs: {e}", wrapper[0]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && stdout.contains("1 passed"),
-        "{name} as uid {USER} failed:\n{stdout}\n{stderr}"
+        "{name} {what} failed:\n{stdout}\n{stderr}"
+    );
+}
+
+/// Run the ignored test `name` (a full path like `module::body_entry`) of this binary as uid
+/// 65534 with no supplementary groups, and assert that it ran and passed. When this process is not
+/// root it already is unprivileged, and `name` is run in-process by the caller instead.
+pub fn rerun_as_user(name: &str) {
+    assert!(is_root(), "rerun_as_user needs root");
+    let (uid, gid) = (format!("--reuid={USER}"), format!("--regid={USER}"));
+    rerun_under(
+        &["setpriv", &uid, &gid, "--clear-groups", "--"],
+        user_copy(),
+        name,
+        "NANOBOX_TEST_AS_USER",
+        &format!("as uid {USER}"),
     );
 }
 

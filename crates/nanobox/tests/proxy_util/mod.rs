@@ -315,3 +315,58 @@ impl Drop for TlsOrigin {
         let _ = self.child.wait();
     }
 }
+
+/// A nameserver on loopback that reads queries and never answers; records when each came.
+pub struct StalledNameserver {
+    pub addr: std::net::SocketAddr,
+    arrivals: Arc<Mutex<Vec<std::time::Instant>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StalledNameserver {
+    /// Listening on `bind` (e.g. `127.0.0.1:0`, or port 53 in a namespace of a test's own).
+    pub fn start(bind: &str) -> Self {
+        let sock = std::net::UdpSocket::bind(bind).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, s) = (arrivals.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+                if sock.recv_from(&mut buf).is_ok() {
+                    a.lock().unwrap().push(std::time::Instant::now());
+                }
+            }
+        });
+        StalledNameserver {
+            addr,
+            arrivals,
+            stop,
+            thread: Some(thread),
+        }
+    }
+    pub fn queries(&self) -> usize {
+        self.arrivals.lock().unwrap().len()
+    }
+    pub fn queries_after(&self, t: std::time::Instant) -> usize {
+        self.arrivals
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| **a > t)
+            .count()
+    }
+}
+
+impl Drop for StalledNameserver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
