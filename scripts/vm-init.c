@@ -58,6 +58,20 @@ static void load_modules(void) {
     fclose(f);
 }
 
+static int want_disk(void) {
+    char cmdline[4096] = {0};
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
+    close(fd);
+    if (n <= 0 || !strstr(cmdline, "vm.tmpdisk"))
+        return 0;
+    for (int i = 0; i < 300 && access("/dev/vda", F_OK) != 0; i++)
+        usleep(10000);
+    return 1;
+}
+
 int main(void) {
     mnt("proc", "/proc", "proc", 0, NULL);
     mnt("dev", "/dev", "devtmpfs", 0, NULL);
@@ -75,10 +89,19 @@ int main(void) {
     mnt("proc", "/newroot/proc", "proc", 0, NULL);
     mnt("sys", "/newroot/sys", "sysfs", 0, NULL);
     mnt("cgroup2", "/newroot/sys/fs/cgroup", "cgroup2", 0, "nsdelegate");
+    mnt("securityfs", "/newroot/sys/kernel/security", "securityfs", 0, NULL);
     mnt("dev", "/newroot/dev", "devtmpfs", 0, NULL);
     mnt("devpts", "/newroot/dev/pts", "devpts", 0, "newinstance,ptmxmode=0666");
     mnt("shm", "/newroot/dev/shm", "tmpfs", 0, "mode=1777");
-    mnt("tmp", "/newroot/tmp", "tmpfs", 0, "mode=1777");
+    /* /tmp: the ext4 disk when vm-test attached one (it says so with vm.tmpdisk on the kernel
+     * command line; the disk may appear a moment after its driver loads), a tmpfs otherwise. */
+    if (want_disk()) {
+        if (mnt("/dev/vda", "/newroot/tmp", "ext4", 0, NULL) != 0)
+            off();
+        chmod("/newroot/tmp", 01777);
+    } else {
+        mnt("tmp", "/newroot/tmp", "tmpfs", 0, "mode=1777");
+    }
     mnt("vartmp", "/newroot/var/tmp", "tmpfs", 0, "mode=1777");
     /* switch_root: move the new root onto / (with everything mounted under it), so that the
      * job is not in a chroot (the kernel refuses user namespaces to a chrooted process). */
