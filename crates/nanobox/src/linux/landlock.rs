@@ -49,6 +49,39 @@ pub(crate) fn kernel_abi() -> i32 {
     })
 }
 
+/// What a run without the Landlock layer lists in its result's `degraded`.
+pub(crate) const MISSING_NOTE: &str =
+    "no Landlock layer: this kernel has no Landlock, so the namespaces alone confine the \
+     filesystem (allowed by allow_degraded_isolation)";
+
+/// The LSMs this kernel runs, as its securityfs lists them.
+pub(crate) fn active_lsms() -> Option<String> {
+    std::fs::read_to_string("/sys/kernel/security/lsm")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The refusal of a namespaced run on a kernel without Landlock.
+pub(crate) fn missing_error() -> Error {
+    let lsms = match active_lsms() {
+        Some(l) => format!("this kernel runs the LSMs [{l}], without landlock"),
+        None => "this kernel answers that Landlock is not available (not built in, or not in \
+                 its lsm= list)"
+            .to_string(),
+    };
+    Error::HostUnsupported {
+        missing: "Landlock (the second filesystem layer of every run)",
+        cause: format!(
+            "{lsms}; every run enforces a Landlock ruleset beside its mount namespace, and \
+             without one the namespaces would stand alone"
+        ),
+        fix: "enable Landlock (Linux 5.13+ with CONFIG_SECURITY_LANDLOCK; add landlock to the \
+              lsm= boot parameter, e.g. lsm=landlock,lockdown,yama,apparmor,bpf), or accept the \
+              namespaces alone with allow_degraded_isolation() (CLI: --allow-degraded)"
+            .into(),
+    }
+}
+
 fn abi_of(v: i32) -> ABI {
     ABI::from(v.min(MAX_ABI))
 }

@@ -125,6 +125,12 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     let pools = pools::plan(&policy.pools, &pools::host_allowance())?;
     let plan = plan::build(policy, &layout, mode, etc, &ids, &pools);
     let landlock = landlock::Layer::prepare(policy, &layout.dirs)?;
+    // Without Landlock the namespaces would stand alone: weaker than a run here is anywhere
+    // else, so only with the opt-in, and then said in every result.
+    let no_landlock = landlock.is_none();
+    if no_landlock && !policy.allow_degraded_isolation {
+        return Err(landlock::missing_error());
+    }
     let workdir = userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?;
     let (env, path_dirs) = env_strings(policy)?;
     let mut prep = Prepared {
@@ -146,6 +152,9 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         env,
         path_dirs,
     };
+    if no_landlock {
+        prep.notes.push(landlock::MISSING_NOTE.into());
+    }
     let limit_notes = prep.limits.notes();
     prep.notes.extend(limit_notes);
     prep.limits.rlimits.extend(pools.rlimits);

@@ -356,12 +356,18 @@ pub(crate) fn probe() -> Probe {
                 }
             )
         } else {
-            "unavailable: runs rely on the namespaces alone, and the degraded mode is not \
-             possible"
-                .to_string()
+            format!(
+                "unavailable{}: runs are refused, since the namespaces would stand alone; with \
+                 the opt-in --allow-degraded (allow_degraded_isolation) they run without this \
+                 layer and every result says so; the degraded mode (no user namespaces) is not \
+                 possible",
+                super::landlock::active_lsms()
+                    .map(|l| format!(" (active LSMs: {l})"))
+                    .unwrap_or_default()
+            )
         },
-        false,
-        false,
+        true,
+        ll > 0,
         Some("boot with lsm=...,landlock (Linux 5.13+; 6.12+ for the degraded mode)".into()),
     ));
     let cg = super::cgroup::Host::detect();
