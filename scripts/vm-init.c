@@ -1,7 +1,7 @@
 /* The init of the VMs that scripts/vm-test boots: loads the modules listed in /modules, mounts
  * the host's root filesystem (9p tag "root", read-only) and the job directory (9p tag "job",
  * read-write), gives the new root its own /proc, /sys, /dev, /tmp, /run and a pure cgroup v2
- * hierarchy, switches to it, runs /run/job/run with /bin/sh there, writes its exit status to /run/job/status and
+ * hierarchy and the loopback interface up, switches to it, runs /run/job/run with /bin/sh there, writes its exit status to /run/job/status and
  * powers the VM off. Static, so it needs nothing from the initramfs but itself. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -56,6 +59,20 @@ static void load_modules(void) {
         close(fd);
     }
     fclose(f);
+}
+
+/* Bring the loopback interface up, as every host has it (tests run origins on 127.0.0.1). */
+static void loopback_up(void) {
+    struct ifreq ifr = {0};
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        say("socket", "lo");
+        return;
+    }
+    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0 || (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr)) != 0)
+        say("ifup", "lo");
+    close(s);
 }
 
 static int want_disk(void) {
@@ -110,6 +127,7 @@ int main(void) {
         say("switch_root", "/newroot");
         off();
     }
+    loopback_up();
     pid_t pid = fork();
     if (pid == 0) {
         int out = open("/run/job/output", O_WRONLY | O_CREAT | O_TRUNC, 0644);
