@@ -131,10 +131,11 @@ both!(judge_compiles_with_gcc_inside_and_gives_four_verdicts, {
             .run("gcc", &["-O1", "-o", "/build/sol", "/submission/main.c"])
             .unwrap();
         assert_eq!(c.verdict(), Verdict::Accepted, "{name}: {c:?}");
-        // Run it under the judge's limits (a short CPU time for the test), the binary read-only.
+        // Run it under the judge's limits (a short CPU time for the test, scaled where the CPU
+        // is emulated: filling 256 MiB takes about a second of CPU there), the binary read-only.
         let judge = Sandbox::code_judge(sub.path())
             .mount(build.path(), "/build", Permission::ReadOnly)
-            .cpu_time_limit(Duration::from_secs(1))
+            .cpu_time_limit(common::slow(Duration::from_secs(1)))
             .build()
             .unwrap();
         let r = judge.run("/build/sol", &[] as &[&str]).unwrap();
