@@ -426,6 +426,142 @@ pub(crate) fn restricted_here() -> Option<Error> {
     }
 }
 
+/// `nanobox doctor`'s line for this host and process, tested live where the sysctl is 1:
+/// (ok, required, detail, fix).
+pub(crate) fn doctor() -> (bool, bool, String, Option<String>) {
+    let host = Host::read();
+    let live = (host.restrict.as_deref() == Some("1")).then(live_test);
+    let program = std::env::current_exe().ok();
+    doctor_line(&host, live.as_ref(), program.as_deref())
+}
+
+/// `nanobox doctor`'s line from what was read: (ok, required, detail, fix).
+pub(crate) fn doctor_line(
+    host: &Host,
+    live: Option<&Live>,
+    program: Option<&Path>,
+) -> (bool, bool, String, Option<String>) {
+    let label = host
+        .label
+        .as_deref()
+        .map(|l| format!("AppArmor label {l:?}"))
+        .unwrap_or_else(|| "no AppArmor label readable".into());
+    match host.restrict.as_deref() {
+        None => {
+            return (
+                true,
+                true,
+                "not on this kernel (it has no kernel.apparmor_restrict_unprivileged_userns; \
+                 Ubuntu's kernels add it)"
+                    .into(),
+                None,
+            )
+        }
+        Some("1") => {}
+        Some(v) => {
+            return (
+                true,
+                true,
+                format!("off (kernel.apparmor_restrict_unprivileged_userns={v})"),
+                None,
+            )
+        }
+    }
+    if host.complain.as_deref() == Some("1") {
+        return (
+            true,
+            true,
+            "on in complain mode (kernel.apparmor_restrict_unprivileged_userns_complain=1): \
+             logged, not enforced"
+                .into(),
+            None,
+        );
+    }
+    if host.enabled.as_deref() == Some("N") {
+        return (
+            true,
+            true,
+            "kernel.apparmor_restrict_unprivileged_userns=1, but AppArmor is disabled".into(),
+            None,
+        );
+    }
+    if host.sys_admin() {
+        return (
+            true,
+            true,
+            format!(
+                "on (kernel.apparmor_restrict_unprivileged_userns=1), but this process holds \
+                 CAP_SYS_ADMIN, which the restriction spares; a caller without it needs a \
+                 profile for its program (`nanobox doctor --apparmor-profile PATH`) or the \
+                 sysctl at 0 ({label})"
+            ),
+            None,
+        );
+    }
+    match live {
+        Some(Live::Created { cap_errno: 0, .. }) => (
+            true,
+            true,
+            format!(
+                "on (kernel.apparmor_restrict_unprivileged_userns=1); this process ({label}) may \
+                 create user namespaces with capabilities inside them (tested)"
+            ),
+            None,
+        ),
+        Some(Live::Created {
+            ns_label,
+            cap_errno,
+        }) => {
+            let failure = Failure::Test(*cap_errno);
+            match error_for(
+                &classify(host, failure, ns_label.as_deref()),
+                failure,
+                program,
+            ) {
+                Some(Error::HostUnsupported { cause, fix, .. }) => (
+                    false,
+                    true,
+                    format!("on, and it applies to this process ({label}): {cause}"),
+                    Some(fix),
+                ),
+                _ => (
+                    false,
+                    true,
+                    format!(
+                        "on; a capability inside a new user namespace was refused ({}), and \
+                         what this host shows does not put it down to AppArmor ({label}{})",
+                        io::Error::from_raw_os_error(*cap_errno),
+                        ns_label
+                            .as_deref()
+                            .map(|l| format!(", the namespace's label {l:?}"))
+                            .unwrap_or_default()
+                    ),
+                    None,
+                ),
+            }
+        }
+        Some(Live::CloneFailed(e)) => {
+            let failure = Failure::Clone(*e);
+            match error_for(&classify(host, failure, None), failure, program) {
+                Some(Error::HostUnsupported { cause, fix, .. }) => {
+                    (false, true, format!("on: {cause}"), Some(fix))
+                }
+                _ => (
+                    false,
+                    false,
+                    format!(
+                        "on; not tested: creating a user namespace failed ({}), see the user \
+                         namespaces line ({label})",
+                        io::Error::from_raw_os_error(*e)
+                    ),
+                    None,
+                ),
+            }
+        }
+        None => (false, false, format!("on; not tested ({label})"), None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -719,6 +855,69 @@ mod tests {
         };
         assert!(fix.contains("--apparmor-profile /path/to/program"), "{fix}");
         assert!(error_for(&Verdict::Other, Failure::Child(libc::EPERM), None).is_none());
+    }
+
+    #[test]
+    fn doctor_says_whether_the_restriction_is_on_and_applies() {
+        // Debian: not on this kernel.
+        let (ok, _, detail, fix) = doctor_line(&debian(), None, None);
+        assert!(
+            ok && detail.starts_with("not on this kernel") && fix.is_none(),
+            "{detail}"
+        );
+        // Ubuntu, unconfined, the live test denied: FAIL with both fixes.
+        let host = ubuntu(LABEL_UNCONFINED, STATUS_UNPRIVILEGED);
+        let live = Live::Created {
+            ns_label: Some(LABEL_NS_RESTRICTED.trim().into()),
+            cap_errno: libc::EPERM,
+        };
+        let (ok, required, detail, fix) = doctor_line(&host, Some(&live), None);
+        assert!(!ok && required, "{detail}");
+        assert!(detail.contains("applies to this process") && detail.contains("unconfined"));
+        let fix = fix.unwrap();
+        assert!(
+            fix.contains("--apparmor-profile") && fix.contains("sysctl -w"),
+            "{fix}"
+        );
+        // A profile that allows user namespaces: ok, and says so.
+        let host = ubuntu(LABEL_USERNS_PROFILE, STATUS_UNPRIVILEGED);
+        let live = Live::Created {
+            ns_label: Some("chrome (unconfined)".into()),
+            cap_errno: 0,
+        };
+        let (ok, _, detail, _) = doctor_line(&host, Some(&live), None);
+        assert!(
+            ok && detail.contains("chrome") && detail.contains("(tested)"),
+            "{detail}"
+        );
+        // The sysctl at 0, complain mode, CAP_SYS_ADMIN: ok without a test.
+        let mut off = ubuntu(LABEL_UNCONFINED, STATUS_UNPRIVILEGED);
+        off.restrict = Some("0".into());
+        assert!(doctor_line(&off, None, None).2.starts_with("off"));
+        let mut complain = ubuntu(LABEL_UNCONFINED, STATUS_UNPRIVILEGED);
+        complain.complain = Some("1".into());
+        assert!(doctor_line(&complain, None, None)
+            .2
+            .contains("complain mode"));
+        let root = doctor_line(&ubuntu(LABEL_UNCONFINED, STATUS_ROOT), None, None);
+        assert!(root.0 && root.2.contains("CAP_SYS_ADMIN"), "{}", root.2);
+        // The unprivileged_userns profile missing: the clone is refused, FAIL.
+        let (ok, required, detail, _) = doctor_line(
+            &ubuntu(LABEL_UNCONFINED, STATUS_UNPRIVILEGED),
+            Some(&Live::CloneFailed(libc::EACCES)),
+            None,
+        );
+        assert!(!ok && required && detail.contains("not loaded"), "{detail}");
+        // A clone refused for another reason: not tested here, not a second failure.
+        let (ok, required, detail, _) = doctor_line(
+            &ubuntu(LABEL_UNCONFINED, STATUS_UNPRIVILEGED),
+            Some(&Live::CloneFailed(libc::ENOSPC)),
+            None,
+        );
+        assert!(
+            !ok && !required && detail.contains("not tested"),
+            "{detail}"
+        );
     }
 
     #[test]
