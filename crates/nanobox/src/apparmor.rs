@@ -127,16 +127,20 @@ pub(crate) fn profile_for(program: &Path) -> Result<AppArmorProfile> {
 /// an include).
 fn render(program: &str, name: &str, file: &str) -> String {
     format!(
-        "# AppArmor profile for {program}, printed by `nanobox doctor --apparmor-profile {program}`.
+        "# AppArmor profile for {program}
+# (printed by `nanobox doctor --apparmor-profile`).
+#
 # Where kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu 23.10 and later), a program
 # without a profile that allows user namespaces gets them without capabilities, and nanobox
 # cannot build its sandbox. This profile allows them (`userns`) and confines the program no
-# further (`flags=(unconfined)`). Every program started as {program} gets it: prefer a
-# dedicated binary to a general-purpose interpreter.
+# further (`flags=(unconfined)`), from the program's next start on. Every program started from
+# this path gets it: prefer a dedicated binary to a general-purpose interpreter.
 #
-# Install:  nanobox doctor --apparmor-profile {program} | sudo tee {file} >/dev/null
-#           sudo apparmor_parser -r {file}
-# Remove:   sudo apparmor_parser -R {file} && sudo rm {file}
+# Install:
+#   nanobox doctor --apparmor-profile {program} | sudo tee {file} >/dev/null
+#   sudo apparmor_parser -r {file}
+# Remove:
+#   sudo apparmor_parser -R {file} && sudo rm {file}
 
 abi <abi/4.0>,
 
