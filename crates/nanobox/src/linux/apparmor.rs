@@ -163,7 +163,7 @@ impl Failure {
         match self {
             Failure::Clone(_) => "creating the sandbox's user namespace",
             Failure::Maps(_) => "writing the sandbox's uid/gid maps",
-            Failure::Child(_) => "the sandbox's setup inside them",
+            Failure::Child(_) => "the sandbox's setup in its namespaces",
             Failure::Test(_) => "using a capability inside a new user namespace",
         }
     }
@@ -295,9 +295,9 @@ pub(crate) fn error_for(
             Some(Error::HostUnsupported {
                 missing: "user namespaces with capabilities inside them",
                 cause: format!(
-                    "{NAMED}: the sandbox's namespaces were created, but AppArmor confines them \
-                     with its unprivileged_userns profile, which denies every capability there, \
-                     so {} failed ({os}); {why}",
+                    "{NAMED}: a user namespace can be created, but AppArmor confines it with \
+                     its unprivileged_userns profile, which denies every capability in it, so {} \
+                     failed ({os}); {why}",
                     failure.stage()
                 ),
                 fix: fixes(program),
