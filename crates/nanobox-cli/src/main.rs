@@ -1,7 +1,8 @@
 //! `nanobox`: run a program in a sandbox from the command line.
 //!
-//! `nanobox run [OPTIONS] [--] PROGRAM [ARGS...]` and `nanobox doctor [--json]`. The command-line
-//! contract (options, JSON report, exit statuses) is in the project notes; `nanobox --help` and
+//! `nanobox run [OPTIONS] [--] PROGRAM [ARGS...]` and
+//! `nanobox doctor [--json] [--clean] [--apparmor-profile PATH]`. The command-line contract
+//! (options, JSON report, exit statuses) is in the project notes; `nanobox --help` and
 //! `nanobox run --help` describe it.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -100,10 +101,17 @@ EXAMPLES:
 const DOCTOR_HELP: &str = "\
 Exits with 0 when runs can start on this host, 1 when a required feature is missing.
 
+With --apparmor-profile PATH nothing is checked: the profile is printed (with --json, one object:
+program, name, file, text) and the exit status is 0, or 2 when PATH is refused (relative, a
+character AppArmor gives a meaning to, a symlink, missing, not an executable file).
+
 EXAMPLES:
   nanobox doctor
   nanobox doctor --json
-  nanobox doctor --clean";
+  nanobox doctor --clean
+  nanobox doctor --apparmor-profile /usr/local/bin/nanobox \\
+    | sudo tee /etc/apparmor.d/nanobox.usr.local.bin.nanobox >/dev/null
+  sudo apparmor_parser -r /etc/apparmor.d/nanobox.usr.local.bin.nanobox";
 
 /// Run untrusted programs in a lightweight sandbox.
 #[derive(Debug, Parser)]
@@ -255,6 +263,13 @@ struct DoctorArgs {
     /// clean up); prints each one removed
     #[arg(long)]
     clean: bool,
+
+    /// Print an AppArmor profile that lets the program at PATH (absolute, no symlinks) create
+    /// user namespaces where kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu 23.10+);
+    /// checks nothing else
+    #[arg(long, value_name = "PATH", conflicts_with = "clean",
+          value_parser = OsStringValueParser::new().map(PathBuf::from))]
+    apparmor_profile: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -266,6 +281,9 @@ fn main() -> ExitCode {
 }
 
 fn doctor(args: DoctorArgs) -> ExitCode {
+    if let Some(path) = &args.apparmor_profile {
+        return apparmor_profile(path, args.json);
+    }
     if args.clean {
         match Sandbox::clean_stale() {
             Ok(removed) => {
@@ -293,6 +311,30 @@ fn doctor(args: DoctorArgs) -> ExitCode {
         println!("{probe}");
     }
     ExitCode::from(if probe.ready { 0 } else { 1 })
+}
+
+/// `doctor --apparmor-profile PATH`: the profile's text, or with --json one object.
+fn apparmor_profile(path: &std::path::Path, json: bool) -> ExitCode {
+    let profile = match Sandbox::apparmor_profile(path) {
+        Ok(p) => p,
+        Err(nanobox::Error::InvalidOption { reason, .. }) => {
+            eprintln!("nanobox: --apparmor-profile: {reason}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(e) => return fail(&e),
+    };
+    if json {
+        match serde_json::to_string(&profile) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("nanobox: cannot encode the profile: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        print!("{}", profile.text);
+    }
+    ExitCode::SUCCESS
 }
 
 /// Print `nanobox: {e}` on stderr and map the error to its exit status.

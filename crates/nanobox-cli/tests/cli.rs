@@ -896,6 +896,141 @@ fn doctor_json_is_ready() {
     assert!(v["checks"].as_array().is_some_and(|c| !c.is_empty()));
 }
 
+/// An executable file `prog` in a fresh directory whose path has no symlink (the temp dir
+/// canonicalized), for `doctor --apparmor-profile`.
+fn apparmor_program(tag: &str) -> (TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new(tag);
+    let canon = std::fs::canonicalize(dir.path()).unwrap();
+    let prog = canon.join("prog");
+    std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, prog)
+}
+
+#[test]
+fn doctor_apparmor_profile_prints_the_profile_named_after_the_path() {
+    let (_dir, prog) = apparmor_program("aa-text");
+    let path = prog.to_str().unwrap();
+    let o = run(&["doctor", "--apparmor-profile", path]);
+    assert_code(&o, 0);
+    let name = format!("nanobox.{}", path.trim_start_matches('/').replace('/', "."));
+    let text = stdout(&o);
+    let rules: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "abi <abi/4.0>,".to_string(),
+            "include <tunables/global>".to_string(),
+            format!("profile {name} {path} flags=(unconfined) {{"),
+            "  userns,".to_string(),
+            "  # Rules of this host's own, kept when this file is replaced.".to_string(),
+            format!("  include if exists <local/{name}>"),
+            "}".to_string(),
+        ],
+        "{text}"
+    );
+    // The comments say how to install and load it, at the file the name gives.
+    assert!(
+        text.contains(&format!("sudo apparmor_parser -r /etc/apparmor.d/{name}\n")),
+        "{text}"
+    );
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn doctor_apparmor_profile_json_is_one_object_with_the_same_text() {
+    let (_dir, prog) = apparmor_program("aa-json");
+    let path = prog.to_str().unwrap();
+    let plain = run(&["doctor", "--apparmor-profile", path]);
+    assert_code(&plain, 0);
+    let o = run(&["doctor", "--apparmor-profile", path, "--json"]);
+    assert_code(&o, 0);
+    let v = report(&o);
+    let name = format!("nanobox.{}", path.trim_start_matches('/').replace('/', "."));
+    assert_eq!(v["program"], path);
+    assert_eq!(v["name"], name.as_str());
+    assert_eq!(v["file"], format!("/etc/apparmor.d/{name}").as_str());
+    assert_eq!(v["text"], stdout(&plain).as_str());
+}
+
+#[test]
+fn doctor_apparmor_profile_refuses_paths_it_cannot_attach_to_with_exit_2() {
+    let (dir, prog) = apparmor_program("aa-refusals");
+    let canon = prog.parent().unwrap().to_path_buf();
+    let link = canon.join("link");
+    std::os::unix::fs::symlink(&prog, &link).unwrap();
+    let data = canon.join("data");
+    std::fs::write(&data, "").unwrap();
+    let p = |q: &Path| q.to_str().unwrap().to_string();
+    let cases: Vec<(String, &str)> = vec![
+        ("bin/prog".into(), "is relative"),
+        (format!("{}/pr*g", p(&canon)), "glob"),
+        (format!("{}/p?", p(&canon)), "glob"),
+        (format!("{}/{{a,b}}", p(&canon)), "glob"),
+        (format!("{}/pr og", p(&canon)), "whitespace"),
+        (format!("{}/a,b", p(&canon)), "end of an AppArmor rule"),
+        (format!("{}/a\"b", p(&canon)), "quoting"),
+        (format!("{}/a^b", p(&canon)), "hat"),
+        (format!("{}/a#b", p(&canon)), "comment"),
+        (format!("{}/missing", p(&canon)), "cannot be used"),
+        (p(&link), "not the program's own path"),
+        (
+            format!(
+                "{}/../{}/prog",
+                p(&canon),
+                canon.file_name().unwrap().to_str().unwrap()
+            ),
+            "not the program's own path",
+        ),
+        (p(&canon), "not a regular file"),
+        (p(&data), "not executable"),
+    ];
+    for (path, why) in cases {
+        let o = run(&["doctor", "--apparmor-profile", &path]);
+        assert_code(&o, 2);
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("nanobox: --apparmor-profile: ") && err.contains(why),
+            "{path:?}: expected {why:?} in {err}"
+        );
+        assert!(stdout(&o).is_empty(), "{path:?}: {}", stdout(&o));
+    }
+    // The refusal names the symlink's target, the path to use.
+    let o = run(&["doctor", "--apparmor-profile", &p(&link)]);
+    assert!(stderr(&o).contains(&p(&prog)), "{}", stderr(&o));
+    // It prints a profile and nothing else: --clean does not go with it.
+    let o = run(&["doctor", "--clean", "--apparmor-profile", &p(&prog)]);
+    assert_code(&o, 2);
+    drop(dir);
+}
+
+#[test]
+fn doctor_reports_the_apparmor_userns_restriction() {
+    let o = run(&["doctor", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("doctor --json prints JSON");
+    let checks = v["checks"].as_array().unwrap();
+    let line = checks
+        .iter()
+        .find(|c| c["name"] == "AppArmor user-namespace restriction")
+        .unwrap_or_else(|| panic!("no AppArmor line in {v}"));
+    assert_eq!(line["required"], true);
+    // This kind of host (Debian) has no such sysctl: the line says so and passes.
+    if !Path::new("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").exists() {
+        assert_eq!(line["status"], "available", "{line}");
+        assert!(
+            line["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("not on this kernel"),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn version_and_help() {
     let o = run(&["--version"]);

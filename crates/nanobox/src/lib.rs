@@ -22,6 +22,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+mod apparmor;
 mod error;
 mod policy;
 mod presets;
@@ -40,6 +41,7 @@ mod unsupported;
 #[cfg(not(target_os = "linux"))]
 use unsupported as backend;
 
+pub use apparmor::AppArmorProfile;
 pub use error::{Error, Result};
 pub use policy::{
     KernelPool, Mount, Network, NetworkAllowlist, Permission, SandboxBuilder, SeccompPolicy, Stdin,

@@ -63,6 +63,21 @@ impl Sandbox {
         backend::probe()
     }
 
+    /// The AppArmor profile that lets `program` (the program that runs sandboxes: your binary,
+    /// or the interpreter that loads nanobox) create user namespaces with capabilities inside
+    /// them on a host where `kernel.apparmor_restrict_unprivileged_userns=1` (Ubuntu 23.10 and
+    /// later; [`Error::HostUnsupported`](crate::Error::HostUnsupported) names it when a run meets
+    /// it). Only text is made: installing and loading it is the host administrator's (the text
+    /// says how). `program` must be the absolute path of an existing executable with no symlink,
+    /// `..` or `//` in it and only letters, digits and `/ . _ - +`; anything else is an
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption). CLI:
+    /// `nanobox doctor --apparmor-profile PATH`.
+    pub fn apparmor_profile(
+        program: impl AsRef<std::path::Path>,
+    ) -> Result<crate::AppArmorProfile> {
+        crate::apparmor::profile_for(program.as_ref())
+    }
+
     /// Run `program` with `args` to completion and capture its output.
     ///
     /// `program` is looked up in the sandbox's `PATH` unless it contains a `/`.

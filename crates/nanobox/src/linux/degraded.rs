@@ -70,7 +70,8 @@ pub(crate) fn userns_available() -> Result<()> {
     match cloned {
         Ok((_, Some(pidfd))) => {
             let _ = super::userns::wait_pidfd(&pidfd);
-            Ok(())
+            // Created, but without capabilities inside under AppArmor's restriction.
+            super::apparmor::restricted_here().map_or(Ok(()), Err)
         }
         Ok((_, None)) => Ok(()),
         Err(e) => Err(super::userns::diagnose_clone_error(e)),

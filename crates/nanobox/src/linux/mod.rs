@@ -2,8 +2,10 @@
 //!
 //! One file per concern: [`plan`] (what the root looks like), [`sys`] (the setup syscalls),
 //! [`child`] (the code between clone and exec), [`userns`] (ids and the clone), [`process`] (the
-//! running sandbox seen from the caller), [`probe`] (what the host supports).
+//! running sandbox seen from the caller), [`probe`] (what the host supports), [`apparmor`]
+//! (Ubuntu's restriction of unprivileged user namespaces, told apart from other failures).
 
+mod apparmor;
 mod cgroup;
 mod child;
 mod degraded;
@@ -752,13 +754,16 @@ pub(crate) fn spawn(
     if prep.degraded.is_some() {
         // No user namespace, no maps.
     } else if let Err(e) = prep.maps.write(pid) {
-        return Err(abort(Error::Setup {
-            step: format!(
-                "writing the uid/gid maps of the sandbox ({})",
-                prep.maps.uid_map.trim()
-            ),
-            source: e,
-        }));
+        let failure = apparmor::Failure::Maps(e.raw_os_error().unwrap_or(0));
+        return Err(abort(
+            apparmor::explain_after_clone(pid, failure).unwrap_or_else(|| Error::Setup {
+                step: format!(
+                    "writing the uid/gid maps of the sandbox ({})",
+                    prep.maps.uid_map.trim()
+                ),
+                source: e,
+            }),
+        ));
     }
     if let Err(e) = rustix::io::write(&go_w, &[1]) {
         return Err(abort(Error::io("releasing the sandbox init", e.into())));
@@ -783,6 +788,12 @@ pub(crate) fn spawn(
     }
     if got == msg.len() {
         let (kind, step, errno, _) = child::decode(&msg);
+        // A setup step refused inside namespaces that were created: AppArmor's restriction?
+        if kind != child::REPORT_EXEC && prep.degraded.is_none() {
+            if let Some(err) = apparmor::explain_after_clone(pid, apparmor::Failure::Child(errno)) {
+                return Err(abort(err));
+            }
+        }
         let source = io::Error::from_raw_os_error(errno);
         let err = match kind {
             child::REPORT_PLAN => {

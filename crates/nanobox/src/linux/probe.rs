@@ -152,6 +152,15 @@ pub(crate) fn probe() -> Probe {
         true,
         fix,
     ));
+    let (ok, required, detail, fix) = super::apparmor::doctor();
+    checks.push(check(
+        "AppArmor user-namespace restriction",
+        ok,
+        detail,
+        required,
+        false,
+        fix,
+    ));
     let newmount = syscall_exists(libc::SYS_open_tree)
         && syscall_exists(libc::SYS_move_mount)
         && syscall_exists(libc::SYS_mount_setattr)

@@ -201,6 +201,9 @@ pub(crate) fn diagnose_clone_error(e: io::Error) -> Error {
             fix: "run nanobox on Linux 5.12 or newer".into(),
         };
     }
+    if let Some(err) = super::apparmor::explain(super::apparmor::Failure::Clone(errno)) {
+        return err;
+    }
     let mut cause = format!("creating the sandbox namespaces failed: {e}");
     let mut fix = String::new();
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
@@ -209,12 +212,6 @@ pub(crate) fn diagnose_clone_error(e: io::Error) -> Error {
     } else if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         cause.push_str("; kernel.unprivileged_userns_clone is 0");
         fix = "sysctl -w kernel.unprivileged_userns_clone=1".into();
-    } else if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1")
-    {
-        cause.push_str("; kernel.apparmor_restrict_unprivileged_userns is 1 (AppArmor)");
-        fix = "add an AppArmor profile granting `userns` to this program, or \
-               sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
-            .into();
     } else if errno == libc::EPERM {
         cause.push_str(
             "; the process may be in a chroot, or a container's seccomp profile refuses namespaces",
