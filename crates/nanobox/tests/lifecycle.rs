@@ -121,7 +121,11 @@ fn kill_ends_the_whole_sandbox() {
         .spawn("sh", &["-c", &format!("setsid sleep {tag} & sleep {tag}")])
         .unwrap();
     let init = child.id();
-    std::thread::sleep(Duration::from_millis(200));
+    // Both sleeps started (within seconds, scaled where the CPU is emulated).
+    let deadline = Instant::now() + common::slow(Duration::from_secs(5));
+    while host_processes_with(&format!("sleep {tag}")) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(host_processes_with(&format!("sleep {tag}")), 2);
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap(), Outcome::Signaled(libc::SIGKILL));
