@@ -547,8 +547,10 @@ impl SandboxBuilder {
     /// `user.max_user_namespaces=0`, AppArmor), run anyway with Landlock + seccomp alone instead
     /// of failing. Weaker, and said so: every result lists what is missing in
     /// [`crate::RunResult::degraded`]. Needs Landlock ABI 6 (Linux 6.12); mounts must keep their
-    /// host path; the hostname cannot be set. On a host with user namespaces this changes nothing.
-    /// See docs/platform-linux.md, "Degraded mode".
+    /// host path; the hostname cannot be set. On a kernel without Landlock (but with user
+    /// namespaces) it lets runs go ahead with the namespaces alone, and `degraded` says "no
+    /// Landlock layer". On a host with both this changes nothing.
+    /// See docs/platform-linux.md, "Degraded mode" and "The Landlock layer".
     pub fn allow_degraded_isolation(mut self) -> Self {
         self.allow_degraded_isolation = true;
         self
