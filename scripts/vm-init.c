@@ -75,6 +75,45 @@ static void loopback_up(void) {
     close(s);
 }
 
+/* The value of KEY= on the kernel command line, or NULL. */
+static const char *cmdline_value(const char *key) {
+    static char cmdline[4096];
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
+    close(fd);
+    if (n <= 0)
+        return NULL;
+    cmdline[n] = 0;
+    char *v = strstr(cmdline, key);
+    if (!v)
+        return NULL;
+    v += strlen(key);
+    v[strcspn(v, " \n")] = 0;
+    return v;
+}
+
+/* The host directory vm-test was started in, when it lies under a directory the VM has its own
+ * (/tmp, /run, ...): shared as 9p tag "work" and mounted at the same path, read-only. */
+static void mount_work(void) {
+    const char *dir = cmdline_value("vm.work=");
+    if (!dir || dir[0] != '/')
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "/newroot%s", dir);
+    for (char *p = path + strlen("/newroot") + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(path, 0755);
+    if (mnt("work", path, "9p", MS_RDONLY, "trans=virtio,version=9p2000.L,msize=524288,cache=loose") != 0)
+        off();
+}
+
 static int want_disk(void) {
     char cmdline[4096] = {0};
     int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
@@ -120,6 +159,7 @@ int main(void) {
         mnt("tmp", "/newroot/tmp", "tmpfs", 0, "mode=1777");
     }
     mnt("vartmp", "/newroot/var/tmp", "tmpfs", 0, "mode=1777");
+    mount_work();
     /* switch_root: move the new root onto / (with everything mounted under it), so that the
      * job is not in a chroot (the kernel refuses user namespaces to a chrooted process). */
     if (chdir("/newroot") != 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) != 0 ||
