@@ -123,7 +123,7 @@ impl RunCgroup {
         let fs = host.fs.clone();
         // Opportunistic sweep of dead owners' leftovers: on the first run of this process, then
         // every 64th (a directory listing per parent). Live runs are never touched.
-        if CREATED.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
+        if CREATED.fetch_add(1, Ordering::Relaxed).is_multiple_of(64) {
             let _ = sweep(host, false);
         }
         let v1_needed = v1::needed(host, limits);
