@@ -67,13 +67,7 @@ impl Outcome {
 }
 
 pub(crate) fn verdict(o: nanobox::Outcome) -> &'static str {
-    match nanobox::Verdict::of(o) {
-        nanobox::Verdict::Accepted => "accepted",
-        nanobox::Verdict::RuntimeError => "runtime_error",
-        nanobox::Verdict::TimeLimit => "time_limit",
-        nanobox::Verdict::MemoryLimit => "memory_limit",
-        nanobox::Verdict::OutputLimit => "output_limit",
-    }
+    nanobox::Verdict::of(o).as_str()
 }
 
 /// One request that reached the network allowlist's proxy.

@@ -6,7 +6,21 @@ use std::path::PathBuf;
 /// Everything that can go wrong while building or running a sandbox.
 ///
 /// Every message says what failed, on which path or step, and what to do about it.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` shows the kind and that message, so that `fn main() -> Result<(), Box<dyn Error>>`
+/// prints the helpful text rather than the fields:
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let err = nanobox::Sandbox::builder()
+///     .mount("/no/such/dir", "/input", nanobox::Permission::ReadOnly)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.kind(), "mount_source_missing");
+/// assert!(format!("{err:?}").starts_with("MountSourceMissing: mount source /no/such/dir does not exist"));
+/// # Ok(()) }
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A mount's host path does not exist.
@@ -132,10 +146,92 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The kind of error, in snake case: `"mount_source_missing"`, `"host_unsupported"`, ... (the
+    /// CLI's JSON report and the Python exception classes use the same kinds).
+    pub fn kind(&self) -> &'static str {
+        self.names().1
+    }
+
+    /// The variant's name and its kind.
+    fn names(&self) -> (&'static str, &'static str) {
+        match self {
+            Error::MountSourceMissing { .. } => ("MountSourceMissing", "mount_source_missing"),
+            Error::SymlinkedMountSource { .. } => {
+                ("SymlinkedMountSource", "symlinked_mount_source")
+            }
+            Error::MountSourceChanged { .. } => ("MountSourceChanged", "mount_source_changed"),
+            Error::RelativeSandboxPath { .. } => ("RelativeSandboxPath", "relative_sandbox_path"),
+            Error::InvalidSandboxPath { .. } => ("InvalidSandboxPath", "invalid_sandbox_path"),
+            Error::ReservedPath { .. } => ("ReservedPath", "reserved_path"),
+            Error::DuplicateMount { .. } => ("DuplicateMount", "duplicate_mount"),
+            Error::InvalidOption { .. } => ("InvalidOption", "invalid_option"),
+            Error::Unsupported { .. } => ("Unsupported", "unsupported"),
+            Error::HostUnsupported { .. } => ("HostUnsupported", "host_unsupported"),
+            Error::Setup { .. } => ("Setup", "setup"),
+            Error::ProgramNotFound { .. } => ("ProgramNotFound", "program_not_found"),
+            Error::ProgramNotExecutable { .. } => {
+                ("ProgramNotExecutable", "program_not_executable")
+            }
+            Error::Io { .. } => ("Io", "io"),
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         Error::Io {
             context: context.into(),
             source,
         }
+    }
+}
+
+/// The kind and the message (the message already carries any underlying error): what a user
+/// reads when `main` returns the error.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.names().0, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_the_kind_and_the_message_and_display_the_message() {
+        let e = Error::MountSourceMissing {
+            path: "/data/input".into(),
+        };
+        let display = e.to_string();
+        assert_eq!(
+            display,
+            "mount source /data/input does not exist on the host: create it or correct the path"
+        );
+        assert_eq!(format!("{e:?}"), format!("MountSourceMissing: {display}"));
+        assert_eq!(format!("{e:#?}"), format!("MountSourceMissing: {display}"));
+        assert!(!format!("{e:?}").contains("path:"), "no field dump");
+
+        let e = Error::Setup {
+            step: "mount /proc".into(),
+            source: io::Error::other("refused by the kernel"),
+        };
+        assert_eq!(e.kind(), "setup");
+        let debug = format!("{e:?}");
+        assert!(debug.starts_with("Setup: sandbox setup failed at mount /proc: "));
+        assert_eq!(
+            debug,
+            "Setup: sandbox setup failed at mount /proc: refused by the kernel"
+        );
+    }
+
+    #[test]
+    fn a_boxed_error_from_main_prints_the_message() {
+        // What `fn main() -> Result<(), Box<dyn Error>>` prints: "Error: " and the Debug form.
+        let boxed: Box<dyn std::error::Error> = Box::new(Error::DuplicateMount {
+            path: "/input".into(),
+        });
+        assert_eq!(
+            format!("Error: {boxed:?}"),
+            "Error: DuplicateMount: two mounts target the same sandbox path /input: keep one of them"
+        );
     }
 }

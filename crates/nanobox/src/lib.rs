@@ -1,22 +1,38 @@
 //! nanobox: a lightweight, embeddable sandbox for running untrusted code.
 //!
-//! ```no_run
-//! use nanobox::{Sandbox, Permission};
+//! The package is `nanobox-sandbox` on crates.io (`cargo add nanobox-sandbox`); the library is
+//! `nanobox`.
+//!
+//! ```
+//! use nanobox::{Sandbox, Permission, MB};
 //! use std::time::Duration;
-//! # fn main() -> nanobox::Result<()> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sandbox = Sandbox::builder()
-//!     .mount("/tmp", "/input", Permission::ReadOnly)
+//!     .mount("/usr/share", "/input", Permission::ReadOnly)
+//!     .memory_limit(256 * MB)
 //!     .wall_time_limit(Duration::from_secs(30))
 //!     .no_network()
 //!     .build()?;
-//! let result = sandbox.run("python3", &["-c", "print('hello')"])?;
+//! let result = sandbox.run("sh", &["-c", "echo hello"])?;
 //! println!("{}", result.stdout); // hello
+//! # assert_eq!(result.stdout, "hello\n");
 //! # Ok(()) }
 //! ```
 //!
 //! On Linux every run gets its own user, pid, mount, network, ipc, uts and cgroup namespaces, a fresh
-//! root with the host's system directories read-only, and a program that holds no capabilities and
-//! never runs as root. See `docs/ARCHITECTURE.md` for how.
+//! root with the host's system directories read-only, a seccomp filter, a Landlock layer, and a
+//! program that holds no capabilities and never runs as root. The main types:
+//!
+//! - [`Sandbox`]: a built, reusable policy; [`Sandbox::builder`] starts a [`SandboxBuilder`], and
+//!   the presets [`Sandbox::agent_executor`], [`Sandbox::code_judge`] and
+//!   [`Sandbox::data_analysis`] start one with a use's defaults.
+//! - [`Command`] and [`Child`]: one run, shaped like `std::process`; [`RunResult`] and
+//!   [`Outcome`]: what it produced and why it ended.
+//! - [`Sandbox::probe`]: what this host supports (the CLI's `nanobox doctor`).
+//! - [`Error`]: what went wrong, with the fix in its message.
+//!
+//! The design, the security model and each platform's host requirements are in the repository's
+//! `docs/` directory: <https://github.com/nanobox-sandbox/nanobox>.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

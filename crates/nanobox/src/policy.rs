@@ -11,6 +11,7 @@ use crate::{GB, MB};
 
 /// How a host path is visible inside the sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[non_exhaustive]
 pub enum Permission {
     /// The program can read but never modify it.
     ReadOnly,
@@ -41,6 +42,7 @@ pub struct Mount {
 
 /// What the program reads on its standard input.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum Stdin {
     /// Nothing: the program reads end-of-file at once (the default).
     #[default]
@@ -269,6 +271,31 @@ pub(crate) struct ResourceLimits {
 
 /// Builds a [`crate::Sandbox`]. Every option that is accepted is enforced; [`SandboxBuilder::build`]
 /// refuses what cannot be.
+///
+/// ```
+/// use nanobox::{Outcome, Permission, Sandbox, MB};
+/// use std::time::Duration;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = std::env::temp_dir().join(format!("nanobox-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("data.txt"), "42\n")?;
+/// let sandbox = Sandbox::builder()
+///     .mount(&dir, "/input", Permission::ReadOnly)
+///     .memory_limit(64 * MB)
+///     .wall_time_limit(Duration::from_secs(1))
+///     .no_network()
+///     .build()?;
+/// assert_eq!(sandbox.run("cat", &["/input/data.txt"])?.stdout, "42\n");
+/// // Read-only means read-only.
+/// assert!(!sandbox.run("touch", &["/input/new"])?.success());
+/// // The wall-time limit ends the run and everything it started.
+/// let slow = sandbox.run("sleep", &["10"])?;
+/// assert_eq!(slow.outcome, Outcome::WallTimeLimit);
+/// // What cannot be honoured is refused at build time, not ignored.
+/// assert!(Sandbox::builder().mount("relative", "/x", Permission::ReadOnly).build().is_err());
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SandboxBuilder {

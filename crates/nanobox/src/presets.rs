@@ -45,6 +45,31 @@ impl Sandbox {
     /// working directory and `HOME`; no network (add [`SandboxBuilder::allow_network`]); 4 GiB of
     /// memory, 512 processes, 30 minutes of wall time. Stream its output with
     /// [`Sandbox::spawn`].
+    ///
+    /// ```
+    /// use nanobox::Sandbox;
+    /// # fn main() -> nanobox::Result<()> {
+    /// let workspace = std::env::temp_dir().join(format!("nanobox-doc-agent-{}", std::process::id()));
+    /// std::fs::create_dir_all(&workspace).unwrap();
+    /// let sandbox = Sandbox::agent_executor(&workspace).build()?;
+    /// let r = sandbox.run("sh", &["-c", "pwd; echo note > notes.txt"])?;
+    /// assert_eq!(r.stdout, "/workspace\n");
+    /// // The workspace is the host directory, read-write.
+    /// assert_eq!(std::fs::read_to_string(workspace.join("notes.txt")).unwrap(), "note\n");
+    /// # std::fs::remove_dir_all(&workspace).unwrap();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// With an allowlist the program reaches the named hosts, and only them, through a filtering
+    /// proxy (`HTTPS_PROXY` is set for it):
+    ///
+    /// ```no_run
+    /// # let workspace = "/home/me/project";
+    /// let sandbox = nanobox::Sandbox::agent_executor(workspace)
+    ///     .allow_network(&["api.openai.com"])
+    ///     .build()?;
+    /// # Ok::<(), nanobox::Error>(())
+    /// ```
     pub fn agent_executor(workspace: impl AsRef<Path>) -> SandboxBuilder {
         Sandbox::builder()
             .mount(workspace.as_ref(), "/workspace", Permission::ReadWrite)
@@ -60,6 +85,23 @@ impl Sandbox {
     /// `/tmp` (256 MiB) to build in and the working directory; no network; 256 MiB of memory, one
     /// CPU, 10 s of CPU time, 30 s of wall time, 64 processes, 64 MiB files, 16 MiB of output.
     /// [`RunResult::verdict`] maps the outcome to a judge's verdict.
+    ///
+    /// ```
+    /// use nanobox::{Sandbox, Verdict};
+    /// use std::time::Duration;
+    /// # fn main() -> nanobox::Result<()> {
+    /// let sub = std::env::temp_dir().join(format!("nanobox-doc-judge-{}", std::process::id()));
+    /// std::fs::create_dir_all(&sub).unwrap();
+    /// std::fs::write(sub.join("main.sh"), "read n; echo $((n * 2))\n").unwrap();
+    /// let judge = Sandbox::code_judge(&sub).stdin(b"21\n".to_vec()).build()?;
+    /// let r = judge.run("sh", &["/submission/main.sh"])?;
+    /// assert_eq!((r.verdict(), r.stdout.as_str()), (Verdict::Accepted, "42\n"));
+    /// // An endless loop is a time-limit verdict (here with a 1 s CPU-time limit).
+    /// let strict = Sandbox::code_judge(&sub).cpu_time_limit(Duration::from_secs(1)).build()?;
+    /// assert_eq!(strict.run("sh", &["-c", "while :; do :; done"])?.verdict(), Verdict::TimeLimit);
+    /// # std::fs::remove_dir_all(&sub).unwrap();
+    /// # Ok(()) }
+    /// ```
     pub fn code_judge(submission: impl AsRef<Path>) -> SandboxBuilder {
         Sandbox::builder()
             .mount(submission.as_ref(), "/submission", Permission::ReadOnly)
@@ -79,6 +121,24 @@ impl Sandbox {
     /// read-write at `/output` (the working directory); no network; 16 GiB of memory, 1024
     /// processes, a 4 GiB `/tmp`. What the program writes to `/output` belongs on the host to the
     /// user who runs nanobox (root included).
+    ///
+    /// ```
+    /// use nanobox::Sandbox;
+    /// # fn main() -> nanobox::Result<()> {
+    /// let base = std::env::temp_dir().join(format!("nanobox-doc-data-{}", std::process::id()));
+    /// let (input, output) = (base.join("in"), base.join("out"));
+    /// std::fs::create_dir_all(&input).unwrap();
+    /// std::fs::create_dir_all(&output).unwrap();
+    /// std::fs::write(input.join("numbers.txt"), "1\n2\n3\n").unwrap();
+    /// let sandbox = Sandbox::data_analysis(&input, &output).build()?;
+    /// let r = sandbox.run("sh", &["-c", "wc -l < /input/numbers.txt > count.txt"])?;
+    /// assert!(r.success());
+    /// assert_eq!(std::fs::read_to_string(output.join("count.txt")).unwrap(), "3\n");
+    /// // The input is read-only.
+    /// assert!(!sandbox.run("rm", &["/input/numbers.txt"])?.success());
+    /// # std::fs::remove_dir_all(&base).unwrap();
+    /// # Ok(()) }
+    /// ```
     pub fn data_analysis(input: impl AsRef<Path>, output: impl AsRef<Path>) -> SandboxBuilder {
         Sandbox::builder()
             .mount(input.as_ref(), "/input", Permission::ReadOnly)
@@ -94,6 +154,7 @@ impl Sandbox {
 /// A judge's verdict on one run (whether the output is right is the judge's own business).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Verdict {
     /// The program exited with 0.
     Accepted,
@@ -118,6 +179,23 @@ impl Verdict {
             Outcome::OutputLimit => Verdict::OutputLimit,
         }
     }
+
+    /// The verdict's name as the JSON report and the Python package spell it: `"accepted"`,
+    /// `"runtime_error"`, `"time_limit"`, `"memory_limit"`, `"output_limit"`.
+    ///
+    /// ```
+    /// use nanobox::{Outcome, Verdict};
+    /// assert_eq!(Verdict::of(Outcome::CpuTimeLimit).as_str(), "time_limit");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::RuntimeError => "runtime_error",
+            Verdict::TimeLimit => "time_limit",
+            Verdict::MemoryLimit => "memory_limit",
+            Verdict::OutputLimit => "output_limit",
+        }
+    }
 }
 
 impl RunResult {
@@ -130,6 +208,20 @@ impl RunResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdict_names_are_the_json_names() {
+        for v in [
+            Verdict::Accepted,
+            Verdict::RuntimeError,
+            Verdict::TimeLimit,
+            Verdict::MemoryLimit,
+            Verdict::OutputLimit,
+        ] {
+            let json = serde_json::to_value(v).unwrap();
+            assert_eq!(json.as_str(), Some(v.as_str()));
+        }
+    }
 
     #[test]
     fn verdicts_cover_every_outcome() {

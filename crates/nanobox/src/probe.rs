@@ -5,6 +5,7 @@ use serde::Serialize;
 /// Whether one feature is there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CheckStatus {
     /// Present and working.
     Available,

@@ -7,6 +7,7 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// Why the program ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The program exited by itself with this code.
     Exited(i32),
@@ -72,6 +73,19 @@ impl fmt::Display for Outcome {
 }
 
 /// The result of [`crate::Sandbox::run`].
+///
+/// ```
+/// use nanobox::{Outcome, Sandbox};
+/// # fn main() -> nanobox::Result<()> {
+/// let sandbox = Sandbox::builder().build()?;
+/// let r = sandbox.run("sh", &["-c", "echo out; echo err >&2; exit 3"])?;
+/// assert_eq!(r.outcome, Outcome::Exited(3));
+/// assert_eq!(r.exit_code(), Some(3));
+/// assert!(!r.success());
+/// assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("out\n", "err\n"));
+/// assert_eq!(r.outcome.status(), "exited");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunResult {

@@ -13,6 +13,18 @@ use crate::result::{Outcome, RunResult};
 /// A built sandbox policy: immutable, cheap to clone, `Send + Sync`, and reusable for any number of
 /// runs, from any number of threads at once. Each run gets fresh namespaces, a fresh root and a fresh
 /// `/tmp`; nothing carries over from one run to the next.
+///
+/// ```
+/// use nanobox::Sandbox;
+/// # fn main() -> nanobox::Result<()> {
+/// let sandbox = Sandbox::builder().build()?;
+/// let result = sandbox.run("sh", &["-c", "echo hello; id -u"])?;
+/// assert!(result.success());
+/// let mut lines = result.stdout.lines();
+/// assert_eq!(lines.next(), Some("hello"));
+/// assert_ne!(lines.next(), Some("0"), "never root inside");
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Sandbox {
     inner: Arc<Inner>,
@@ -107,6 +119,19 @@ impl Sandbox {
 }
 
 /// One run of a program in a [`Sandbox`], shaped like `std::process::Command`.
+///
+/// ```
+/// use nanobox::Sandbox;
+/// # fn main() -> nanobox::Result<()> {
+/// let sandbox = Sandbox::builder().build()?;
+/// let result = sandbox
+///     .command("tr")
+///     .args(["a-z", "A-Z"])
+///     .stdin(b"shout\n".to_vec())
+///     .run()?;
+/// assert_eq!(result.stdout, "SHOUT\n");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use]
 pub struct Command<'a> {
@@ -161,6 +186,22 @@ impl Command<'_> {
 /// A running sandboxed program, shaped like `std::process::Child`.
 ///
 /// Dropping a `Child` kills the sandbox: nothing it started outlives the handle.
+///
+/// ```
+/// use nanobox::{Outcome, Sandbox};
+/// use std::io::{BufRead, BufReader};
+/// # fn main() -> nanobox::Result<()> {
+/// let sandbox = Sandbox::builder().build()?;
+/// let mut child = sandbox.spawn("sh", &["-c", "echo ready; exec sleep 60"])?;
+/// // Output arrives as it is written, not when the program ends.
+/// let mut stdout = BufReader::new(child.stdout.take().unwrap());
+/// let mut line = String::new();
+/// stdout.read_line(&mut line).unwrap();
+/// assert_eq!(line, "ready\n");
+/// child.kill()?;
+/// assert_eq!(child.wait()?, Outcome::Signaled(9));
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Child {
     /// The program's stdout, as it is produced (taken by [`Child::wait_with_output`] if left here).
