@@ -15,7 +15,17 @@ mod errors;
 mod result;
 mod sandbox;
 
+use std::ffi::OsString;
+
 use pyo3::prelude::*;
+
+/// The `nanobox` command (`nanobox run ...`, `nanobox doctor`): runs the command line `argv`
+/// (its first item is the program's name) exactly as the Rust binary does, and returns the exit
+/// status. The package's console script `nanobox` calls it (nanobox/_cli.py).
+#[pyfunction]
+fn _cli_main(py: Python<'_>, argv: Vec<OsString>) -> u8 {
+    py.detach(|| nanobox_cli::main_from(argv))
+}
 
 #[pymodule]
 fn _nanobox(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -28,6 +38,7 @@ fn _nanobox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<result::Enforcement>()?;
     m.add_class::<child::Child>()?;
     errors::register(m)?;
+    m.add_function(wrap_pyfunction!(_cli_main, m)?)?;
     m.add("KB", nanobox::KB)?;
     m.add("MB", nanobox::MB)?;
     m.add("GB", nanobox::GB)?;

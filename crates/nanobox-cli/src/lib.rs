@@ -1,0 +1,563 @@
+//! `nanobox`: run a program in a sandbox from the command line.
+//!
+//! The command itself: [`main_from`] parses a command line and runs it. The `nanobox` binary is a
+//! one-line `main` around it, and the Python package's `nanobox` command calls it too.
+//!
+//! `nanobox run [OPTIONS] [--] PROGRAM [ARGS...]` and
+//! `nanobox doctor [--json] [--clean] [--apparmor-profile PATH]`. The command-line contract
+//! (options, JSON report, exit statuses) is in the project notes; `nanobox --help` and
+//! `nanobox run --help` describe it.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod parse;
+mod stdio;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::{OsStringValueParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+use nanobox::{Outcome, Permission, Sandbox};
+
+use parse::MountSpec;
+
+/// Exit status when the sandbox could not be set up.
+const EXIT_SETUP: u8 = 125;
+/// A malformed command line, including option values the library refuses.
+const EXIT_USAGE: u8 = 2;
+/// Exit status when PROGRAM exists but cannot be executed.
+const EXIT_NOT_EXECUTABLE: u8 = 126;
+/// Exit status when PROGRAM is not found.
+const EXIT_NOT_FOUND: u8 = 127;
+/// Exit status when the wall-clock limit (--timeout) ended the run.
+const EXIT_TIMEOUT: u8 = 124;
+/// Exit status when the output limit (--max-output) ended the run (as for a SIGKILL).
+const EXIT_OUTPUT_LIMIT: u8 = 137;
+
+const MAIN_HELP: &str = "\
+EXAMPLES:
+  nanobox run -- python3 -c 'print(\"hello\")'
+  nanobox run --ro ./data:/data --timeout 30s -- python3 /data/script.py
+  nanobox run --json --max-output 1M -- sh -c 'echo out; echo err >&2'
+  nanobox doctor
+
+Run `nanobox run --help` for every option, the JSON report and the exit statuses.";
+
+const RUN_HELP: &str = "\
+DEFAULTS:
+  The program sees the host's system directories (/usr, /bin, /lib, /lib64, /sbin) and a safe /etc
+  read-only, a private size-bounded /tmp (its working directory unless --workdir is given), its own
+  /proc and a minimal /dev. It has no network, runs as an unprivileged user with no capabilities,
+  and gets a minimal environment (PATH, HOME, LANG, PWD) with nothing from the caller's. There is
+  no time limit unless --timeout is given.
+
+VALUES:
+  DURATION  a number and a unit: ms, s, m or h (30s, 1500ms, 2m, 1.5h); a bare number is seconds.
+  SIZE      a number and a binary unit: K, M, G or T (512K = 524288 bytes, 256M, 1G), also written
+            KB/KiB, MB/MiB, ...; a bare number (or a B suffix) is bytes.
+  FILE      for --stdin: a host file, or '-' for this command's own stdin (a pipe or file is
+            handed over as it is; a terminal is relayed through a pipe, never given to the program).
+  HOST[:SANDBOX]
+            a host path and where it appears in the sandbox (an absolute path). Without SANDBOX it
+            appears at the same path (a relative HOST at its absolute path). Write a ':' that is
+            part of a path as '\\:' and a '\\' just before a separating ':' as '\\\\'.
+            HOST is mounted exactly as named: if it is or passes through a symlink (other than the
+            system's own, such as /bin -> usr/bin), nothing runs (exit status 125) and the message
+            names the link and its target. Name the target instead, or use --ro-follow/--rw-follow
+            for a link you trust. A run also fails if HOST was removed or replaced since it started.
+
+OUTPUT:
+  Without --json the program's stdout and stderr are passed through as they are produced, with no
+  cap unless --max-output is given. With --json its output is captured (64M per stream unless
+  --max-output is given) and one JSON object is printed on stdout:
+    {\"status\": \"exited\" | \"signaled\" | \"wall_time_limit\" | \"output_limit\",
+     \"exit_code\": N or null (null unless status is \"exited\"),
+     \"signal\": N or null (null unless the program died of a signal),
+     \"stdout\": \"...\", \"stderr\": \"...\" (UTF-8, invalid bytes replaced),
+     \"stdout_truncated\": bool, \"stderr_truncated\": bool, \"wall_time_ms\": number}
+
+EXIT STATUS (also with --json):
+  N        the program's own exit code
+  128+N    the program was killed by signal N
+  124      the --timeout limit ended the run
+  137      the --max-output limit ended the run (the program was stopped as with SIGKILL)
+  125      the sandbox could not be set up (a message on stderr says why)
+  126      PROGRAM exists but cannot be executed
+  127      PROGRAM was not found in the sandbox
+  2        a malformed command line, also an option value nanobox refuses (a mount over
+           /etc or /usr, two mounts at one path, a relative sandbox path); nothing was run
+
+EXAMPLES:
+  nanobox run -- python3 -c 'print(\"hello\")'
+  nanobox run python3 -c 'import sys; print(sys.version)'
+  nanobox run --ro ~/project:/src --workdir /src -- make test
+  nanobox run --rw ./out:/out --env MODE=fast -- sh -c 'date > /out/stamp'
+  nanobox run --stdin input.txt --timeout 2s -- python3 /usr/share/doc/solve.py
+  echo hi | nanobox run --stdin - -- cat
+  nanobox run --ro '/mnt/c\\:drive:/drive' -- ls /drive
+  nanobox run --json --timeout 1500ms --max-output 512K -- ./a.out";
+
+const DOCTOR_HELP: &str = "\
+Exits with 0 when runs can start on this host, 1 when a required feature is missing.
+
+With --apparmor-profile PATH nothing is checked: the profile is printed (with --json, one object:
+program, name, file, text) and the exit status is 0, or 2 when PATH is refused (relative, a
+character AppArmor gives a meaning to, a symlink, missing, not an executable file).
+
+EXAMPLES:
+  nanobox doctor
+  nanobox doctor --json
+  nanobox doctor --clean
+  nanobox doctor --apparmor-profile /usr/local/bin/nanobox \\
+    | sudo tee /etc/apparmor.d/nanobox.usr.local.bin.nanobox >/dev/null
+  sudo apparmor_parser -r /etc/apparmor.d/nanobox.usr.local.bin.nanobox";
+
+/// Run untrusted programs in a lightweight sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "nanobox", version, after_help = MAIN_HELP, subcommand_required = true,
+          arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run PROGRAM with ARGS in a fresh sandbox
+    #[command(after_help = RUN_HELP, override_usage = "nanobox run [OPTIONS] [--] PROGRAM [ARGS]...")]
+    Run(Box<RunArgs>),
+    /// Report what this host supports and whether runs can start
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Bind HOST read-only at SANDBOX (default: the same path); repeatable
+    #[arg(long = "ro", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
+    ro: Vec<MountSpec>,
+
+    /// Bind HOST read-write at SANDBOX (default: the same path); changes reach the host; repeatable
+    #[arg(long = "rw", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
+    rw: Vec<MountSpec>,
+
+    /// Like --ro, but follow symlinks in HOST (once, at start); only for links you trust; repeatable
+    #[arg(long = "ro-follow", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
+    ro_follow: Vec<MountSpec>,
+
+    /// Like --rw, but follow symlinks in HOST (once, at start); only for links you trust; repeatable
+    #[arg(long = "rw-follow", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
+    rw_follow: Vec<MountSpec>,
+
+    /// Working directory inside the sandbox (default: /tmp); PWD is set to it
+    #[arg(long, value_name = "PATH", help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::sandbox_path(&s)))]
+    workdir: Option<PathBuf>,
+
+    /// Wall-clock limit, e.g. 30s, 1500ms, 2m (exit status 124 when it fires)
+    #[arg(long, value_name = "DURATION", help_heading = "Limits", value_parser = parse::duration)]
+    timeout: Option<Duration>,
+
+    /// Memory for the whole sandbox, its /tmp included, no swap: 256M, 1G (binary units; a bare
+    /// number is bytes); the memory_limit status and exit status 137 when the OOM killer acts
+    #[arg(long, value_name = "SIZE", help_heading = "Limits", value_parser = parse::size)]
+    memory: Option<u64>,
+
+    /// CPU bandwidth in cores for the whole sandbox, e.g. 0.5 or 2
+    #[arg(long, value_name = "N", help_heading = "Limits", value_parser = parse::cores)]
+    cpus: Option<f64>,
+
+    /// CPU time of the whole sandbox, e.g. 2s (the cpu_time_limit status, exit status 137)
+    #[arg(long, value_name = "DURATION", help_heading = "Limits", value_parser = parse::duration)]
+    cpu_time: Option<Duration>,
+
+    /// Maximum live processes + threads in the sandbox
+    #[arg(long, value_name = "N", help_heading = "Limits", value_parser = clap::value_parser!(u64).range(1..=4_000_000))]
+    pids: Option<u64>,
+
+    /// Largest file the program may write, e.g. 16M (writes past it fail with EFBIG)
+    #[arg(long, value_name = "SIZE", help_heading = "Limits", value_parser = parse::size)]
+    file_size: Option<u64>,
+
+    /// Bound the sandbox's share of a kernel pool the host keeps per user, e.g.
+    /// inotify_watches=65536 (default: an eighth of the caller's allowance; pools:
+    /// inotify_instances, inotify_watches, pending_signals, mqueue_bytes, locked_memory_bytes,
+    /// ptys); repeatable
+    #[arg(long, value_name = "NAME=N", help_heading = "Limits", value_parser = parse::pool_limit)]
+    pool_limit: Vec<(nanobox::KernelPool, u64)>,
+
+    /// Cap on stdout and on stderr, each, e.g. 512K, 256M, 1G (exit status 137 when it fires)
+    #[arg(long, value_name = "SIZE", help_heading = "Limits", value_parser = parse::size)]
+    max_output: Option<u64>,
+
+    /// No network at all: only a private loopback interface (the default)
+    #[arg(long, help_heading = "Network", conflicts_with = "allow_net")]
+    no_network: bool,
+
+    /// Allow HTTP/HTTPS to PATTERN (host, *.domain, host:port) through the filtering proxy;
+    /// repeatable. The program gets HTTP_PROXY/HTTPS_PROXY; --json lists every attempt
+    #[arg(long, value_name = "PATTERN", help_heading = "Network")]
+    allow_net: Vec<String>,
+
+    /// Set an environment variable; the environment otherwise starts minimal; repeatable
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Process", value_parser = parse::env_pair)]
+    env: Vec<(String, String)>,
+
+    /// Feed FILE to the program's stdin ('-' = this command's own stdin; default: empty)
+    #[arg(long, value_name = "FILE", help_heading = "Process")]
+    stdin: Option<PathBuf>,
+
+    /// Hostname inside the sandbox (default: nanobox)
+    #[arg(long, value_name = "NAME", help_heading = "Process")]
+    hostname: Option<String>,
+
+    /// Start from a preset: agent (needs --workspace), judge (--submission), data (--input and
+    /// --output); other flags override the preset's values
+    #[arg(long, value_name = "NAME", help_heading = "Presets", value_enum)]
+    preset: Option<Preset>,
+
+    /// The agent preset's workspace, read-write at /workspace
+    #[arg(long, value_name = "DIR", help_heading = "Presets")]
+    workspace: Option<PathBuf>,
+
+    /// The judge preset's submission, read-only at /submission
+    #[arg(long, value_name = "DIR", help_heading = "Presets")]
+    submission: Option<PathBuf>,
+
+    /// The data preset's input, read-only at /input
+    #[arg(long, value_name = "DIR", help_heading = "Presets")]
+    input: Option<PathBuf>,
+
+    /// The data preset's output, read-write at /output
+    #[arg(long, value_name = "DIR", help_heading = "Presets")]
+    output: Option<PathBuf>,
+
+    /// Print one JSON run report on stdout instead of passing the output through
+    #[arg(long, help_heading = "Output")]
+    json: bool,
+
+    /// Where the host refuses user namespaces, run with Landlock + seccomp alone; where no cgroup
+    /// is writable, enforce memory/pids/cpu-time limits with per-process rlimits; instead of
+    /// failing (weaker: printed to stderr, listed in --json's "degraded" and "limits")
+    #[arg(long, help_heading = "Isolation")]
+    allow_degraded: bool,
+
+    /// PROGRAM and its ARGS. PROGRAM is looked up in the sandbox's PATH unless it contains a '/';
+    /// everything after it is passed on as it is, also words that start with '-'
+    #[arg(value_name = "PROGRAM", required = true, num_args = 1.., trailing_var_arg = true)]
+    program: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Print the report as one JSON object
+    #[arg(long)]
+    json: bool,
+
+    /// First remove the cgroups of runs whose owner is gone (a caller killed before it could
+    /// clean up); prints each one removed
+    #[arg(long)]
+    clean: bool,
+
+    /// Print an AppArmor profile that lets the program at PATH (absolute, no symlinks) create
+    /// user namespaces where kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu 23.10+);
+    /// checks nothing else
+    #[arg(long, value_name = "PATH", conflicts_with = "clean",
+          value_parser = OsStringValueParser::new().map(PathBuf::from))]
+    apparmor_profile: Option<PathBuf>,
+}
+
+/// Run the command line `args` (the first is the program's name, as in `std::env::args_os`) and
+/// return the exit status. The `nanobox` binary and the Python package's `nanobox` command both
+/// call this.
+pub fn main_from<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors to stderr with 2.
+            let _ = e.print();
+            return u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run(*args),
+        Command::Doctor(args) => doctor(args),
+    }
+}
+
+fn doctor(args: DoctorArgs) -> u8 {
+    if let Some(path) = &args.apparmor_profile {
+        return apparmor_profile(path, args.json);
+    }
+    if args.clean {
+        match Sandbox::clean_stale() {
+            Ok(removed) => {
+                for p in &removed {
+                    eprintln!("nanobox: removed stale cgroup {}", p.display());
+                }
+                eprintln!("nanobox: {} stale cgroup(s) removed", removed.len());
+            }
+            Err(e) => {
+                eprintln!("nanobox: cleaning stale cgroups failed: {e}");
+                return 1;
+            }
+        }
+    }
+    let probe = Sandbox::probe();
+    if args.json {
+        match serde_json::to_string(&probe) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("nanobox: cannot encode the report: {e}");
+                return 1;
+            }
+        }
+    } else {
+        println!("{probe}");
+    }
+    if probe.ready {
+        0
+    } else {
+        1
+    }
+}
+
+/// `doctor --apparmor-profile PATH`: the profile's text, or with --json one object.
+fn apparmor_profile(path: &std::path::Path, json: bool) -> u8 {
+    let profile = match Sandbox::apparmor_profile(path) {
+        Ok(p) => p,
+        Err(nanobox::Error::InvalidOption { reason, .. }) => {
+            eprintln!("nanobox: --apparmor-profile: {reason}");
+            return EXIT_USAGE;
+        }
+        Err(e) => return fail(&e),
+    };
+    if json {
+        match serde_json::to_string(&profile) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("nanobox: cannot encode the profile: {e}");
+                return 1;
+            }
+        }
+    } else {
+        print!("{}", profile.text);
+    }
+    0
+}
+
+/// Print `nanobox: {e}` on stderr and map the error to its exit status.
+fn fail(e: &nanobox::Error) -> u8 {
+    eprintln!("nanobox: {e}");
+    match e {
+        nanobox::Error::ProgramNotFound { .. } => EXIT_NOT_FOUND,
+        nanobox::Error::ProgramNotExecutable { .. } => EXIT_NOT_EXECUTABLE,
+        // What the library refuses about the options themselves is a malformed command line.
+        nanobox::Error::ReservedPath { .. }
+        | nanobox::Error::DuplicateMount { .. }
+        | nanobox::Error::RelativeSandboxPath { .. }
+        | nanobox::Error::InvalidSandboxPath { .. }
+        | nanobox::Error::InvalidOption { .. } => EXIT_USAGE,
+        _ => EXIT_SETUP,
+    }
+}
+
+fn exit_status(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Exited(c) => u8::try_from(c).unwrap_or(255),
+        Outcome::Signaled(n) => u8::try_from(128 + n).unwrap_or(255),
+        Outcome::WallTimeLimit => EXIT_TIMEOUT,
+        Outcome::OutputLimit => EXIT_OUTPUT_LIMIT,
+        // Both end with SIGKILL from the kernel or the sandbox's init.
+        Outcome::MemoryLimit | Outcome::CpuTimeLimit => 137,
+        // An outcome a later version adds (Outcome is non-exhaustive).
+        _ => EXIT_SETUP,
+    }
+}
+
+/// The presets of `--preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Preset {
+    Agent,
+    Judge,
+    Data,
+}
+
+/// The builder `--preset` and its directories give, or a message naming what is missing or extra.
+fn preset_builder(args: &RunArgs) -> Result<nanobox::SandboxBuilder, String> {
+    let given = [
+        ("--workspace", args.workspace.is_some(), Preset::Agent),
+        ("--submission", args.submission.is_some(), Preset::Judge),
+        ("--input", args.input.is_some(), Preset::Data),
+        ("--output", args.output.is_some(), Preset::Data),
+    ];
+    for (flag, set, owner) in given {
+        if set && args.preset != Some(owner) {
+            return Err(format!(
+                "{flag} belongs to --preset {}",
+                format!("{owner:?}").to_lowercase()
+            ));
+        }
+    }
+    let need = |v: &Option<PathBuf>, flag: &str| {
+        v.clone().ok_or_else(|| {
+            format!("--preset {:?} needs {flag} DIR", args.preset.unwrap()).to_lowercase()
+        })
+    };
+    Ok(match args.preset {
+        None => Sandbox::builder().no_network(),
+        Some(Preset::Agent) => Sandbox::agent_executor(need(&args.workspace, "--workspace")?),
+        Some(Preset::Judge) => Sandbox::code_judge(need(&args.submission, "--submission")?),
+        Some(Preset::Data) => Sandbox::data_analysis(
+            need(&args.input, "--input")?,
+            need(&args.output, "--output")?,
+        ),
+    })
+}
+
+fn run(args: RunArgs) -> u8 {
+    let mut builder = match preset_builder(&args) {
+        Ok(b) => b,
+        Err(msg) => {
+            eprintln!("nanobox: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    let mounts = args
+        .ro
+        .iter()
+        .map(|m| (m, Permission::ReadOnly, false))
+        .chain(args.rw.iter().map(|m| (m, Permission::ReadWrite, false)))
+        .chain(
+            args.ro_follow
+                .iter()
+                .map(|m| (m, Permission::ReadOnly, true)),
+        )
+        .chain(
+            args.rw_follow
+                .iter()
+                .map(|m| (m, Permission::ReadWrite, true)),
+        );
+    for (spec, permission, follow) in mounts {
+        let target = match spec.target() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!(
+                    "nanobox: cannot make the mount source {} absolute: {e}",
+                    spec.host.display()
+                );
+                return EXIT_SETUP;
+            }
+        };
+        builder = if follow {
+            builder.mount_following_symlinks(&spec.host, target, permission)
+        } else {
+            builder.mount(&spec.host, target, permission)
+        };
+    }
+    if let Some(dir) = &args.workdir {
+        builder = builder.working_dir(dir);
+    }
+    builder = builder.envs(args.env.iter().cloned());
+    if let Some(t) = args.timeout {
+        builder = builder.wall_time_limit(t);
+    }
+    // Passed-through output has no cap unless one is asked for; --json keeps the library's default.
+    match (args.max_output, args.json) {
+        (Some(n), _) => builder = builder.output_limit(n),
+        (None, false) if args.preset.is_none() => builder = builder.output_limit(u64::MAX),
+        (None, false) => {}
+        (None, true) => {}
+    }
+    if let Some(name) = &args.hostname {
+        builder = builder.hostname(name.clone());
+    }
+    if !args.allow_net.is_empty() {
+        builder = builder.allow_network(&args.allow_net);
+    }
+    if args.allow_degraded {
+        builder = builder.allow_degraded_isolation().allow_degraded_limits();
+    }
+    if let Some(m) = args.memory {
+        builder = builder.memory_limit(m);
+    }
+    if let Some(c) = args.cpus {
+        builder = builder.cpu_limit(c);
+    }
+    if let Some(t) = args.cpu_time {
+        builder = builder.cpu_time_limit(t);
+    }
+    if let Some(n) = args.pids {
+        builder = builder.process_limit(n);
+    }
+    if let Some(f) = args.file_size {
+        builder = builder.file_size_limit(f);
+    }
+    for &(pool, n) in &args.pool_limit {
+        builder = builder.kernel_pool_limit(pool, n);
+    }
+    match stdio::stdin_for(args.stdin.as_deref()) {
+        Ok(stdin) => builder = builder.stdin(stdin),
+        Err(msg) => {
+            eprintln!("nanobox: {msg}");
+            return EXIT_SETUP;
+        }
+    }
+    let sandbox = match builder.build() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if !args.json {
+        for note in sandbox.degraded() {
+            eprintln!("nanobox: degraded: {note}");
+        }
+    }
+
+    let (program, rest) = args.program.split_first().expect("clap requires PROGRAM");
+    if args.json {
+        let result = match sandbox.run(program, rest) {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        };
+        match serde_json::to_string(&result) {
+            Ok(s) => {
+                let mut out = std::io::stdout().lock();
+                // A closed stdout leaves nothing to report to; the exit status still tells.
+                let _ = writeln!(out, "{s}").and_then(|()| out.flush());
+            }
+            Err(e) => {
+                eprintln!("nanobox: cannot encode the run report: {e}");
+                return EXIT_SETUP;
+            }
+        }
+        exit_status(result.outcome)
+    } else {
+        let outcome = match stdio::run_streaming(&sandbox, program, rest) {
+            Ok(o) => o,
+            Err(e) => return fail(&e),
+        };
+        match outcome {
+            Outcome::WallTimeLimit => eprintln!(
+                "nanobox: the program was stopped by the wall-clock limit (--timeout {:?})",
+                args.timeout.unwrap_or_default()
+            ),
+            Outcome::OutputLimit => eprintln!(
+                "nanobox: the program was stopped by the output limit (--max-output {} bytes)",
+                args.max_output.unwrap_or(u64::MAX)
+            ),
+            _ => {}
+        }
+        exit_status(outcome)
+    }
+}
