@@ -11,6 +11,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod parse;
+mod signals;
 mod stdio;
 
 use std::ffi::OsString;
@@ -77,11 +78,23 @@ OUTPUT:
      \"exit_code\": N or null (null unless status is \"exited\"),
      \"signal\": N or null (null unless the program died of a signal),
      \"stdout\": \"...\", \"stderr\": \"...\" (UTF-8, invalid bytes replaced),
-     \"stdout_truncated\": bool, \"stderr_truncated\": bool, \"wall_time_ms\": number}
+     \"stdout_truncated\": bool, \"stderr_truncated\": bool, \"wall_time_ms\": number,
+     \"stopped_by_signal\": N or null (the SIGINT or SIGTERM nanobox received and passed on;
+     null when none came)}
+
+SIGNALS:
+  A SIGINT or SIGTERM to nanobox during a run is passed on to the program (the process it
+  started, once); the program then has the --stop-timeout (2s unless given) to end, and the
+  sandbox is killed if it has not, or at once at a second SIGINT or SIGTERM (with
+  --stop-timeout 0, at the first, which is then not passed on). Nothing of the sandbox outlives
+  nanobox.
 
 EXIT STATUS (also with --json):
   N        the program's own exit code
   128+N    the program was killed by signal N
+  130, 143 nanobox got SIGINT or SIGTERM and the program had to be killed after --stop-timeout
+           (a program that ends by itself in time gives its own status: 130 or 143 when the
+           signal killed it, its exit code when it handled the signal and exited)
   124      the --timeout limit ended the run
   137      the --max-output limit ended the run (the program was stopped as with SIGKILL)
   125      the sandbox could not be set up (a message on stderr says why)
@@ -213,6 +226,11 @@ struct RunArgs {
     /// Feed FILE to the program's stdin ('-' = this command's own stdin; default: empty)
     #[arg(long, value_name = "FILE", help_heading = "Process")]
     stdin: Option<PathBuf>,
+
+    /// After a SIGINT or SIGTERM to nanobox, which is passed on to the program, how long the
+    /// program has to end before the sandbox is killed: 2s unless given; 0 kills at once
+    #[arg(long, value_name = "DURATION", help_heading = "Process", value_parser = signals::stop_timeout)]
+    stop_timeout: Option<Duration>,
 
     /// Hostname inside the sandbox (default: nanobox)
     #[arg(long, value_name = "NAME", help_heading = "Process")]
@@ -525,12 +543,14 @@ fn run(args: RunArgs) -> u8 {
     }
 
     let (program, rest) = args.program.split_first().expect("clap requires PROGRAM");
+    // From here on SIGINT and SIGTERM are passed on to the program (signals.rs).
+    let mut stopper = signals::Stopper::start(args.stop_timeout);
     if args.json {
-        let result = match sandbox.run(program, rest) {
+        let result = match stopper.capture(&sandbox, program, rest) {
             Ok(r) => r,
             Err(e) => return fail(&e),
         };
-        match serde_json::to_string(&result) {
+        match stopper.report(&result) {
             Ok(s) => {
                 let mut out = std::io::stdout().lock();
                 // A closed stdout leaves nothing to report to; the exit status still tells.
@@ -541,9 +561,9 @@ fn run(args: RunArgs) -> u8 {
                 return EXIT_SETUP;
             }
         }
-        exit_status(result.outcome)
+        stopper.exit_status(result.outcome)
     } else {
-        let outcome = match stdio::run_streaming(&sandbox, program, rest) {
+        let outcome = match stopper.stream(&sandbox, program, rest) {
             Ok(o) => o,
             Err(e) => return fail(&e),
         };
@@ -558,6 +578,6 @@ fn run(args: RunArgs) -> u8 {
             ),
             _ => {}
         }
-        exit_status(outcome)
+        stopper.exit_status(outcome)
     }
 }
