@@ -110,7 +110,8 @@ impl Stopper {
     /// to be killed because of a signal the command received).
     pub(crate) fn exit_status(&self, outcome: Outcome) -> u8 {
         match self.received {
-            Some(sig) if self.killed && outcome == Outcome::Signaled(libc::SIGKILL) => {
+            // Killed by us (SIGKILL, 9) and not by something else first.
+            Some(sig) if self.killed && outcome == Outcome::Signaled(9) => {
                 u8::try_from(128 + sig).unwrap_or(255)
             }
             _ => crate::exit_status(outcome),
