@@ -10,11 +10,16 @@ use std::time::{Duration, Instant};
 use common::TempDir;
 use nanobox::{Child, Error, Outcome, Permission, Sandbox};
 
+/// A wall-time limit, so that a signal that never arrives fails a test instead of hanging it.
+fn limited() -> nanobox::SandboxBuilder {
+    Sandbox::builder().wall_time_limit(common::slow(Duration::from_secs(30)))
+}
+
 /// A directory the sandbox user can write, mounted read-write at /w.
 fn sandbox_with_w() -> (TempDir, Sandbox) {
     let d = TempDir::new();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let sb = Sandbox::builder()
+    let sb = limited()
         .mount(d.path(), "/w", Permission::ReadWrite)
         .build()
         .unwrap();
@@ -61,7 +66,7 @@ fn wait_for_file(p: &Path) {
 }
 
 both!(signal_reaches_the_program_itself, {
-    let sb = Sandbox::builder().build().unwrap();
+    let sb = limited().build().unwrap();
     // The shell is the program process (a compound command: no exec); its trap runs only if the
     // signal reaches it, not the init.
     let mut child = sb
@@ -81,7 +86,7 @@ both!(signal_reaches_the_program_itself, {
 });
 
 both!(a_signal_that_kills_the_program_is_its_outcome, {
-    let sb = Sandbox::builder().build().unwrap();
+    let sb = limited().build().unwrap();
     let mut child = sb
         .spawn("sh", &["-c", "echo ready; exec sleep 60"])
         .unwrap();
@@ -118,7 +123,7 @@ both!(
 );
 
 both!(stop_reports_a_program_that_term_killed, {
-    let sb = Sandbox::builder().build().unwrap();
+    let sb = limited().build().unwrap();
     let mut child = sb
         .spawn("sh", &["-c", "echo ready; exec sleep 60"])
         .unwrap();
@@ -157,7 +162,7 @@ both!(
 );
 
 both!(a_zero_grace_kills_at_once, {
-    let sb = Sandbox::builder().build().unwrap();
+    let sb = limited().build().unwrap();
     let mut child = sb
         .spawn(
             "sh",
@@ -175,7 +180,7 @@ both!(a_zero_grace_kills_at_once, {
 });
 
 both!(signals_to_an_ended_program_do_nothing, {
-    let sb = Sandbox::builder().build().unwrap();
+    let sb = limited().build().unwrap();
     let mut child = sb.spawn("sh", &["-c", "exit 3"]).unwrap();
     // Ended but not yet waited for: the init is gone (a zombie) before we ask.
     let deadline = Instant::now() + common::slow(Duration::from_secs(20));
@@ -205,7 +210,7 @@ both!(signals_to_an_ended_program_do_nothing, {
 });
 
 both!(numbers_that_are_no_signal_are_refused, {
-    let sb = Sandbox::builder().build().unwrap();
+    let sb = limited().build().unwrap();
     let mut child = sb
         .spawn("sh", &["-c", "echo ready; exec sleep 60"])
         .unwrap();
