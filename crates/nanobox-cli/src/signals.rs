@@ -79,9 +79,15 @@ impl Stopper {
         // Read both streams while waiting (the library caps each at the output limit).
         let out = child.stdout.take().map(|r| thread::spawn(move || slurp(r)));
         let err = child.stderr.take().map(|r| thread::spawn(move || slurp(r)));
-        let waited = self.wait(&mut child);
-        // The streams end once the sandbox is gone (dropping the child kills what is left of it).
-        let result = waited.and_then(|_| child.wait_with_output());
+        // The streams end once the sandbox is gone; after an error in the wait, dropping the
+        // child kills what is left of it.
+        let result = match self.wait(&mut child) {
+            Ok(_) => child.wait_with_output(),
+            Err(e) => {
+                drop(child);
+                Err(e)
+            }
+        };
         let join = |t: Option<thread::JoinHandle<(Vec<u8>, bool)>>| {
             t.and_then(|t| t.join().ok()).unwrap_or_default()
         };
