@@ -40,32 +40,49 @@ fn scale(int: &str, frac: &str, unit: u128) -> Option<u64> {
     u64::try_from(total).ok()
 }
 
-/// A duration: a number followed by `ms`, `s`, `m` or `h` (a bare number is seconds); decimals are
-/// allowed (`1.5s`). Zero is refused.
+/// A duration: a number followed by `ms`, `s`, `m` or `h` (a bare number is seconds), or several
+/// such terms written together, largest first, as in `1m30s` or `1h2m3.5s` (each unit once; no bare
+/// number among them); decimals are allowed (`1.5s`). Zero is refused.
 pub fn duration(s: &str) -> Result<Duration, String> {
-    let (int, frac, unit) = split_number(s)?;
     const NS: u128 = 1_000_000_000;
-    let unit_ns = match unit {
-        "ms" => 1_000_000,
-        "" | "s" => NS,
-        "m" => 60 * NS,
-        "h" => 3600 * NS,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?}; use ms, s, m or h (e.g. 30s, 1500ms, 2m)"
-            ))
+    let mut rest = s;
+    let mut total: u64 = 0;
+    let mut last_unit: Option<u128> = None;
+    let mut terms = 0;
+    while !rest.is_empty() || terms == 0 {
+        let (int, frac, tail) = split_number(rest)?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, after) = tail.split_at(unit_len);
+        let unit_ns = match unit {
+            "ms" => 1_000_000,
+            "s" => NS,
+            "" if terms == 0 && after.is_empty() => NS,
+            "m" => 60 * NS,
+            "h" => 3600 * NS,
+            "" => return Err("every term of a compound duration needs a unit (e.g. 1m30s)".into()),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?}; use ms, s, m or h (e.g. 30s, 1500ms, 2m, 1m30s)"
+                ))
+            }
+        };
+        if last_unit.is_some_and(|u| u <= unit_ns) {
+            return Err("write the terms largest unit first, each unit once (e.g. 1h2m3s)".into());
         }
-    };
-    let ns = scale(int, frac, unit_ns).ok_or("the duration is too long")?;
-    if ns == 0 {
+        last_unit = Some(unit_ns);
+        let ns = scale(int, frac, unit_ns).ok_or("the duration is too long")?;
+        total = total.checked_add(ns).ok_or("the duration is too long")?;
+        terms += 1;
+        rest = after;
+    }
+    if total == 0 {
         return Err("it must be longer than zero".into());
     }
-    Ok(Duration::from_nanos(ns))
+    Ok(Duration::from_nanos(total))
 }
 
-/// A size in bytes: a number followed by `K`, `M`, `G` or `T` (binary units, case-insensitive,
-/// optionally followed by `B` or `iB`); a bare number or a `B` suffix is bytes. Decimals are
-/// allowed (`1.5M`) and rounded down to whole bytes. Zero is refused.
 /// A number of CPU cores: a positive decimal such as `0.5` or `2`.
 pub fn cores(s: &str) -> Result<f64, String> {
     let v: f64 = s
@@ -78,6 +95,9 @@ pub fn cores(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A size in bytes: a number followed by `K`, `M`, `G` or `T` (binary units, case-insensitive,
+/// optionally followed by `B` or `iB`); a bare number or a `B` suffix is bytes. Decimals are
+/// allowed (`1.5M`) and rounded down to whole bytes. Zero is refused.
 pub fn size(s: &str) -> Result<u64, String> {
     let (int, frac, unit) = split_number(s)?;
     let lower = unit.to_ascii_lowercase();
@@ -105,7 +125,6 @@ pub fn size(s: &str) -> Result<u64, String> {
     Ok(n)
 }
 
-/// A `KEY=VALUE` pair for `--env`.
 /// `NAME=N` for `--pool-limit`: a kernel pool's name (`inotify_watches`, `pending_signals`, ...;
 /// `-` may stand for `_`) and its bound (a plain number, or a size for the byte pools).
 pub fn pool_limit(s: &str) -> Result<(nanobox::KernelPool, u64), String> {
@@ -119,11 +138,22 @@ pub fn pool_limit(s: &str) -> Result<(nanobox::KernelPool, u64), String> {
     Ok((pool, size(value)?))
 }
 
-pub fn env_pair(s: &str) -> Result<(String, String), String> {
+/// An `--env` value: `KEY=VALUE` sets KEY; a bare `NAME` passes the caller's value of NAME (none
+/// if the caller has no such variable, as with `docker run -e NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvArg {
+    /// `KEY=VALUE`.
+    Set(String, String),
+    /// `NAME`: the caller's value.
+    Pass(String),
+}
+
+pub fn env_arg(s: &str) -> Result<EnvArg, String> {
     match s.split_once('=') {
         Some(("", _)) => Err("the variable name before '=' is empty".into()),
-        Some((k, v)) => Ok((k.to_string(), v.to_string())),
-        None => Err("expected KEY=VALUE (no '=' found)".into()),
+        Some((k, v)) => Ok(EnvArg::Set(k.to_string(), v.to_string())),
+        None if s.is_empty() => Err("expected KEY=VALUE or NAME".into()),
+        None => Ok(EnvArg::Pass(s.to_string())),
     }
 }
 
@@ -177,12 +207,17 @@ fn lexical_normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// `HOST[:SANDBOX]`, where a ':' inside a path is written `\:` and a backslash before a ':' that
-/// should stay a separator is written `\\`. Any other backslash is kept as it is.
-pub fn mount_spec(s: &OsStr) -> Result<MountSpec, String> {
-    let bytes = os_bytes(s)?;
+/// Split at unescaped ':'s: `\:` is a ':' inside a part and `\\` a backslash; any other
+/// backslash is kept. A leading Windows drive (`C:\...`, and on Windows also `C:/...`) stays whole.
+fn split_parts(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut parts: Vec<Vec<u8>> = vec![Vec::new()];
     let mut i = 0;
+    let drive_sep = |c: u8| c == b'\\' || (cfg!(windows) && c == b'/');
+    if bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && drive_sep(bytes[2])
+    {
+        parts[0].extend_from_slice(&bytes[..2]);
+        i = 2;
+    }
     while i < bytes.len() {
         match (bytes[i], bytes.get(i + 1)) {
             (b'\\', Some(&c @ (b':' | b'\\'))) => {
@@ -199,21 +234,27 @@ pub fn mount_spec(s: &OsStr) -> Result<MountSpec, String> {
             }
         }
     }
+    parts
+}
+
+/// `HOST[:SANDBOX]` from its parts.
+fn host_and_sandbox(parts: Vec<Vec<u8>>, form: &str) -> Result<MountSpec, String> {
     if parts.len() > 2 {
-        return Err(
-            "more than one unescaped ':'; expected HOST[:SANDBOX] (write a ':' inside a path as \\:)"
-                .into(),
-        );
+        return Err(format!(
+            "more than one unescaped ':'; expected {form} (write a ':' inside a path as \\:)"
+        ));
     }
     let mut parts = parts.into_iter();
     let host = parts.next().expect("one part");
     if host.is_empty() {
-        return Err("the HOST path is empty; expected HOST[:SANDBOX]".into());
+        return Err(format!("the HOST path is empty; expected {form}"));
     }
     let sandbox = match parts.next() {
         None => None,
         Some(p) if p.is_empty() => {
-            return Err("the SANDBOX path after ':' is empty; expected HOST[:SANDBOX]".into())
+            return Err(format!(
+                "the SANDBOX path after ':' is empty; expected {form}"
+            ))
         }
         Some(p) => Some(sandbox_path(&bytes_os(p))?),
     };
@@ -221,6 +262,35 @@ pub fn mount_spec(s: &OsStr) -> Result<MountSpec, String> {
         host: PathBuf::from(bytes_os(host)),
         sandbox,
     })
+}
+
+/// `HOST[:SANDBOX]`, where a ':' inside a path is written `\:` and a backslash before a ':' that
+/// should stay a separator is written `\\`. Any other backslash is kept as it is, and a leading
+/// Windows drive (`C:\data`) is part of HOST.
+pub fn mount_spec(s: &OsStr) -> Result<MountSpec, String> {
+    host_and_sandbox(split_parts(&os_bytes(s)?), "HOST[:SANDBOX]")
+}
+
+/// A `-v` value: `HOST[:SANDBOX][:ro|:rw]`, read-only unless `:rw` is given (Docker's `-v` is
+/// read-write by default; here the safe choice is the default). Paths as in [`mount_spec`].
+pub fn volume_spec(s: &OsStr) -> Result<(MountSpec, bool), String> {
+    let mut parts = split_parts(&os_bytes(s)?);
+    let mut writable = false;
+    if parts.len() >= 2 {
+        match parts.last().map(Vec::as_slice) {
+            Some(b"rw") => writable = true,
+            Some(b"ro") => {}
+            Some(other) if !other.starts_with(b"/") => {
+                return Err(format!(
+                    "unknown mode {:?} after the last ':'; use ro or rw",
+                    String::from_utf8_lossy(other)
+                ))
+            }
+            _ => return host_and_sandbox(parts, "HOST[:SANDBOX][:ro|:rw]").map(|m| (m, false)),
+        }
+        parts.pop();
+    }
+    host_and_sandbox(parts, "HOST[:SANDBOX][:ro|:rw]").map(|m| (m, writable))
 }
 
 #[cfg(unix)]
@@ -258,6 +328,13 @@ mod tests {
         assert_eq!(duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(duration(".5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("1h2m3.5s"), Ok(Duration::from_millis(3_723_500)));
+        assert_eq!(duration("2s500ms"), Ok(Duration::from_millis(2500)));
+        assert_eq!(duration("1h0m"), Ok(Duration::from_secs(3600)));
+        for bad in ["30s1m", "1m1m", "1m30", "0m0s", "1m 30s", "1ms1s"] {
+            assert!(duration(bad).is_err(), "{bad:?} was accepted");
+        }
         for bad in [
             "",
             "abc",
@@ -306,12 +383,40 @@ mod tests {
     }
 
     #[test]
-    fn env_pairs() {
-        assert_eq!(env_pair("A=1"), Ok(("A".into(), "1".into())));
-        assert_eq!(env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
-        assert_eq!(env_pair("A="), Ok(("A".into(), "".into())));
-        assert!(env_pair("A").is_err());
-        assert!(env_pair("=1").is_err());
+    fn env_args() {
+        let set = |k: &str, v: &str| Ok(EnvArg::Set(k.into(), v.into()));
+        assert_eq!(env_arg("A=1"), set("A", "1"));
+        assert_eq!(env_arg("A=b=c"), set("A", "b=c"));
+        assert_eq!(env_arg("A="), set("A", ""));
+        assert_eq!(env_arg("HOME"), Ok(EnvArg::Pass("HOME".into())));
+        assert!(env_arg("").is_err());
+        assert!(env_arg("=1").is_err());
+    }
+
+    fn vol(s: &str) -> Result<(MountSpec, bool), String> {
+        volume_spec(OsStr::new(s))
+    }
+
+    #[test]
+    fn volume_specs_are_read_only_unless_rw() {
+        let m = |h: &str, s: Option<&str>| MountSpec {
+            host: h.into(),
+            sandbox: s.map(PathBuf::from),
+        };
+        assert_eq!(vol("/a:/b"), Ok((m("/a", Some("/b")), false)));
+        assert_eq!(vol("/a:/b:ro"), Ok((m("/a", Some("/b")), false)));
+        assert_eq!(vol("/a:/b:rw"), Ok((m("/a", Some("/b")), true)));
+        assert_eq!(vol("/a"), Ok((m("/a", None), false)));
+        assert_eq!(vol("/a:rw"), Ok((m("/a", None), true)));
+        assert_eq!(
+            vol(r"C:\data:/data:rw"),
+            Ok((m(r"C:\data", Some("/data")), true))
+        );
+        assert_eq!(vol(r"C:\data"), Ok((m(r"C:\data", None), false)));
+        assert_eq!(vol(r"/x\:y:/d"), Ok((m("/x:y", Some("/d")), false)));
+        for bad in ["/a:/b:rx", "/a:/b:rw:ro", ":/b", "/a::rw", "/a:b"] {
+            assert!(vol(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     fn spec(s: &str) -> Result<MountSpec, String> {
@@ -349,6 +454,13 @@ mod tests {
             })
         );
         assert_eq!(spec(r"/a\b").unwrap().host, PathBuf::from(r"/a\b"));
+        assert_eq!(
+            spec(r"C:\data:/data"),
+            Ok(MountSpec {
+                host: r"C:\data".into(),
+                sandbox: Some("/data".into())
+            })
+        );
         for bad in ["", ":/d", "/a:", "/a:b", "/a:/b:/c"] {
             assert!(spec(bad).is_err(), "{bad:?} was accepted");
         }

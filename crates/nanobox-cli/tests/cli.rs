@@ -316,7 +316,7 @@ fn malformed_values_exit_2_naming_the_option_and_nothing_runs() {
         (&["--ro", "/a:/b:/c"], "--ro"),
         (&["--ro", "/tmp:relative"], "--ro"),
         (&["--rw", ""], "--rw"),
-        (&["--env", "NOEQUALS"], "--env"),
+        (&["--env", "=1"], "--env"),
         (&["--workdir", "relative"], "--workdir"),
         (&["--no-such-option"], "--no-such-option"),
     ];
