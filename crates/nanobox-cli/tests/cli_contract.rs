@@ -546,3 +546,83 @@ fn completions_and_the_manual_page_are_generated_from_the_options() {
         assert!(text(&shown.stdout).contains("NANOBOX RUN"));
     }
 }
+
+/// What the user reads when nothing runs: at most three lines (what failed, why, one fix) and
+/// short enough to be read; `nanobox doctor` has the long form.
+#[track_caller]
+fn assert_short_error(o: &Output, what: &str) {
+    let e = text(&o.stderr);
+    assert!(!e.is_empty(), "{what}: no message");
+    assert!(
+        e.lines().count() <= 3,
+        "{what}: more than three lines:\n{e}"
+    );
+    assert!(e.len() <= 480, "{what}: {} characters:\n{e}", e.len());
+}
+
+#[test]
+fn every_refusal_is_at_most_three_short_lines() {
+    let dir = TempDir::new("short");
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink("/etc", &link).unwrap();
+    let link_spec = link.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["--ro", link_spec],
+        &["--ro", "/no/such/dir"],
+        &["--ro", "/tmp:/etc"],
+        &["--ro", "/tmp:/a", "--ro", "/usr:/a"],
+        &["--allow-net", "bad..pattern"],
+        &["--preset", "judge"],
+        &["--workspace", "/tmp"],
+    ];
+    for extra in cases {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "true"]);
+        let o = nanobox(&args);
+        assert_ne!(o.status.code(), Some(0), "{extra:?} ran");
+        assert_short_error(&o, &format!("{extra:?}"));
+    }
+    for program in ["no-such-program-xyz", "/etc/hostname"] {
+        let o = nanobox(&["run", "--", program]);
+        assert_short_error(&o, program);
+    }
+    // Limits an unprivileged user without a delegated cgroup cannot have (this host's uid 65534).
+    if is_root() {
+        for limit in [
+            &["--memory", "64M"][..],
+            &["--pids", "10"],
+            &["--cpus", "0.5"],
+            &["--cpu-time", "1s"],
+        ] {
+            let mut args = vec![
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "run",
+            ];
+            args.extend_from_slice(limit);
+            args.extend_from_slice(&["--", "true"]);
+            let o = Command::new("setpriv")
+                .args(&args)
+                .current_dir("/tmp")
+                .output()
+                .unwrap();
+            if o.status.code() == Some(0) {
+                continue; // a writable cgroup here: nothing refused
+            }
+            assert_code(&o, 125);
+            assert_short_error(&o, &format!("{limit:?} as uid 65534"));
+            let e = text(&o.stderr);
+            assert!(
+                !e.contains("Falling back"),
+                "claims a fallback that did not happen: {e}"
+            );
+            assert!(
+                e.contains("--allow-degraded-limits") && e.contains("nanobox doctor"),
+                "{e}"
+            );
+        }
+    }
+}

@@ -96,7 +96,7 @@ pub enum Error {
         fix: String,
     },
     /// The host lacks an isolation feature a run needs; nothing was run.
-    #[error("this host cannot provide {missing}: {cause}. To fix: {fix}")]
+    #[error("this host cannot provide {missing}: {cause}\nfix: {fix}")]
     HostUnsupported {
         /// The missing feature.
         missing: &'static str,
