@@ -161,6 +161,13 @@ pub(crate) fn probe() -> Probe {
         false,
         fix,
     ));
+    let [restrictions, new_proc] = super::container::doctor();
+    for (name, (ok, detail, fix)) in [
+        ("container restrictions", restrictions),
+        ("a new /proc in the sandbox's namespaces", new_proc),
+    ] {
+        checks.push(check(name, ok, detail, true, true, fix));
+    }
     let newmount = syscall_exists(libc::SYS_open_tree)
         && syscall_exists(libc::SYS_move_mount)
         && syscall_exists(libc::SYS_mount_setattr)
