@@ -510,7 +510,7 @@ impl Case {
         let markers = if obs.markers.is_empty() {
             String::new()
         } else {
-            format!(" ({} present)", obs.markers.join(", "))
+            format!(", {} present", obs.markers.join(", "))
         };
         match self {
             Case::NoContainerSignals => "no container restriction seen".into(),
