@@ -510,3 +510,102 @@ fn a_filter_that_refuses_mount_is_explained_and_refused() {
         assert_degraded(who, NO_MOUNT, "no new /proc in the sandbox's namespaces (");
     });
 }
+
+/// Set in the copy of this test binary that the launcher starts: build sandboxes and print what
+/// `build()` said, one line each.
+const BUILD_CHILD: &str = "NANOBOX_CONTAINERS_BUILD_CHILD";
+
+#[test]
+fn the_library_s_build_refuses_and_the_opt_in_builds_a_degraded_sandbox() {
+    if std::env::var_os(BUILD_CHILD).is_some() {
+        let say = |tag: &str, r: nanobox::Result<nanobox::Sandbox>| match r {
+            Ok(sb) => println!(
+                "{tag} built: {}",
+                sb.degraded()
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("full isolation")
+            ),
+            Err(nanobox::Error::HostUnsupported { missing, .. }) => {
+                println!("{tag} refused: {missing}")
+            }
+            Err(e) => println!("{tag} error: {e}"),
+        };
+        say("strict", nanobox::Sandbox::builder().build());
+        say(
+            "opt-in",
+            nanobox::Sandbox::builder()
+                .allow_degraded_isolation()
+                .allow_degraded_limits()
+                .build(),
+        );
+        return;
+    }
+    // A copy uid 65534 may execute, of this very binary.
+    let me = std::env::current_exe().unwrap();
+    let exe = common::nanobox_copy().with_file_name("containers-test");
+    if !exe.exists() {
+        std::fs::copy(&me, &exe).unwrap();
+    }
+    let degraded = degraded_possible();
+    both(|who| {
+        for (opts, strict, opt_in) in [
+            (
+                &[][..],
+                "strict built: full isolation",
+                "opt-in built: full isolation",
+            ),
+            (
+                DOCKER,
+                "strict refused: user namespaces",
+                "opt-in built: user namespaces unavailable (a seccomp filter",
+            ),
+            (
+                MASKED,
+                "strict refused: a new /proc in the sandbox's namespaces",
+                "opt-in built: no new /proc in the sandbox's namespaces (",
+            ),
+            (
+                NO_MOUNT,
+                "strict refused: a new /proc in the sandbox's namespaces",
+                "opt-in built: no new /proc in the sandbox's namespaces (",
+            ),
+            (
+                READ_ONLY,
+                "strict refused: a read-write /proc",
+                "opt-in refused: a read-write /proc",
+            ),
+        ] {
+            let mut c = Command::new(launcher());
+            c.args(opts);
+            if who == Who::User {
+                c.args(["-u", "65534"]);
+            }
+            let o = c
+                .arg(&exe)
+                .args([
+                    "--exact",
+                    "the_library_s_build_refuses_and_the_opt_in_builds_a_degraded_sandbox",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(BUILD_CHILD, "1")
+                .current_dir("/")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_code(&o, 0);
+            let out = text(&o.stdout);
+            assert!(
+                out.contains(strict),
+                "{who:?} {opts:?}: {strict:?} not in {out}"
+            );
+            if degraded || !opt_in.contains("built: no") && !opt_in.contains("unavailable") {
+                assert!(
+                    out.contains(opt_in),
+                    "{who:?} {opts:?}: {opt_in:?} not in {out}"
+                );
+            }
+        }
+    });
+}
