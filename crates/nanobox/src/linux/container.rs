@@ -259,6 +259,8 @@ pub(crate) enum Probe {
     PrivateFailed(i32),
     /// Mounting the new proc failed with this errno.
     ProcFailed(i32),
+    /// The probe's process died of a signal (a filter with `SECCOMP_RET_KILL`, ...).
+    Killed,
 }
 
 /// The stage bit of the probe child's exit code: set when making mounts private failed.
@@ -274,25 +276,28 @@ pub(crate) fn probe() -> Probe {
     // clone, with every signal blocked, and ends in _exit.
     let cloned = unsafe { super::userns::clone_pidfd(flags, None) };
     if let Ok((0, _)) = cloned {
-        // SAFETY: child side: raw mount(2) calls with static C strings, then _exit with the
-        // errno of the step that failed (0 when both worked).
+        let none: *const libc::c_char = std::ptr::null();
+        // SAFETY: child side: raw mount(2) syscalls (async-signal-safe) with static C strings,
+        // then _exit with the errno of the step that failed (0 when both worked).
         unsafe {
-            if libc::mount(
-                std::ptr::null(),
+            if libc::syscall(
+                libc::SYS_mount,
+                none,
                 c"/".as_ptr(),
-                std::ptr::null(),
+                none,
                 libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
+                none,
             ) != 0
             {
                 libc::_exit(STAGE_PRIVATE | (super::sys::last_errno() & 0x7f));
             }
-            let code = if libc::mount(
+            let code = if libc::syscall(
+                libc::SYS_mount,
                 c"proc".as_ptr(),
                 c"/proc".as_ptr(),
                 c"proc".as_ptr(),
                 proc_flags,
-                data.cast(),
+                data,
             ) == 0
             {
                 0
@@ -305,13 +310,14 @@ pub(crate) fn probe() -> Probe {
     super::userns::restore_signals(&mask);
     match cloned {
         Err(e) => Probe::CloneFailed(e.raw_os_error().unwrap_or(0)),
-        Ok((_, None)) => Probe::Ok,
+        // Nothing was shown to work without a child to wait for.
+        Ok((_, None)) => Probe::ProcFailed(libc::ECHILD),
         Ok((_, Some(pidfd))) => match super::userns::wait_pidfd(&pidfd) {
             Ok((Some(0), _)) => Probe::Ok,
             Ok((Some(code), _)) if code & STAGE_PRIVATE != 0 => Probe::PrivateFailed(code & 0x7f),
             Ok((Some(code), _)) => Probe::ProcFailed(code),
-            // Killed, or not waitable: nothing was shown to work.
-            _ => Probe::ProcFailed(libc::ECHILD),
+            Ok((None, _)) => Probe::Killed,
+            Err(e) => Probe::ProcFailed(e.raw_os_error().unwrap_or(libc::ECHILD)),
         },
     }
 }
@@ -437,6 +443,11 @@ pub(crate) fn classify(obs: &Observed, probe: Probe) -> Case {
                 Case::Permissive(signs)
             }
         }
+        Probe::Killed => Case::ProcMountRefused {
+            step: "the probe's mounts (its process was killed by a signal, as a seccomp filter \
+                   with SECCOMP_RET_KILL refuses a call)",
+            errno: 0,
+        },
         Probe::PrivateFailed(errno) => Case::ProcMountRefused {
             step: "making the new mount namespace's mounts private (mount with MS_REC|MS_PRIVATE)",
             errno,
@@ -557,8 +568,12 @@ impl Case {
                 )
             }
             Case::ProcMountRefused { step, errno } => format!(
-                "{step} in a new user, mount and pid namespace failed ({}){}",
-                os(*errno),
+                "{step} in a new user, mount and pid namespace failed{}{}",
+                if *errno == 0 {
+                    String::new()
+                } else {
+                    format!(" ({})", os(*errno))
+                },
                 if obs.status.filtered() {
                     format!(
                         "; this process runs under a seccomp filter (a container's \
@@ -1126,6 +1141,15 @@ mod tests {
             classify(&docker_userns_ok(), Probe::ProcFailed(libc::EINVAL)),
             Case::ProcMountRefused { .. }
         ));
+    }
+
+    #[test]
+    fn a_probe_killed_by_a_filter_is_a_refused_mount_without_an_errno() {
+        let case = classify(&host(), Probe::Killed);
+        let cause = case.cause(&host());
+        assert!(cause.contains("killed by a signal"), "{cause}");
+        assert!(!cause.contains("os error"), "{cause}");
+        assert!(case.degradable());
     }
 
     fn docker_userns_ok() -> Observed {
