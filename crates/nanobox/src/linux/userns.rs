@@ -200,8 +200,8 @@ pub(crate) fn diagnose_clone_error(e: io::Error) -> Error {
         super::container::Status::parse(&read("/proc/thread-self/status").unwrap_or_default())
             .seccomp
             == Some(2);
-    let sysctl = read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0")
-        || read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0");
+    // The same rule as the container classifier's (Debian's switch spares root).
+    let sysctl = super::container::refusing_sysctl().is_some();
     if filtered && !sysctl && (errno == libc::EPERM || errno == libc::ENOSYS) {
         let case = super::container::Case::SeccompRefusesNamespaces(errno);
         return Error::HostUnsupported {
