@@ -116,8 +116,8 @@ fn run_touch(uid: Option<u32>, extra: &[&str], tag: &str) -> (Output, bool) {
     (o, ran)
 }
 
-/// The refusal every shape without full isolation gives by default: exit 125, nothing ran, and
-/// stderr names each of `needles`.
+/// The refusal every shape without full isolation gives by default (at `build()`): exit 125,
+/// nothing ran, and stderr names each of `needles`.
 #[track_caller]
 fn assert_refused(uid: Option<u32>, tag: &str, needles: &[&str]) {
     let (o, ran) = run_touch(uid, &[], tag);
@@ -303,6 +303,16 @@ mod no_userns {
             assert!(ns.contains("user namespace"), "{ns}");
             let idmap = said(check(&d, "idmapped mounts"));
             assert!(!idmap.contains("5.12"), "an upgrade suggested: {idmap}");
+            // A host sysctl, not a container: no container flag is suggested.
+            let c = check(&d, "container restrictions");
+            assert_eq!(c["status"], "available", "{c:#}");
+            let c = said(c);
+            assert!(c.contains("refused by the host, not by a container"), "{c}");
+            let p = said(check(&d, "a new /proc in the sandbox's namespaces"));
+            assert!(
+                p.contains("not tested") && !p.contains("--security-opt"),
+                "{p}"
+            );
         }
     }
 
@@ -317,6 +327,7 @@ mod no_userns {
                 &[
                     "user.max_user_namespaces is 0",
                     "sysctl -w user.max_user_namespaces=",
+                    "--allow-degraded",
                 ],
             );
         }
