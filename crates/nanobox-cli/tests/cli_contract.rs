@@ -2,14 +2,14 @@
 //! the code really produces), `--json` never leaves a script parsing prose, Docker-style short
 //! flags, the split degraded opt-ins, and generated completions and manual page.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::{assert_code, assert_short_error, text, TempDir, BIN};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_nanobox");
 
 fn nanobox(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -20,54 +20,13 @@ fn nanobox(args: &[&str]) -> Output {
         .expect("start nanobox")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn assert_code(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-}
-
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "nanobox-contract-{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        // Writable by the sandbox's user whoever runs the tests.
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn str(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn temp(tag: &str) -> TempDir {
+    TempDir::new("contract", tag)
 }
 
 /// Every object key anywhere in `v`.
@@ -126,7 +85,7 @@ fn run_help_names_every_status_field_and_exit_status_the_code_produces() {
 
     // Every field of real reports: a run with limits and a refused request through the proxy
     // (so that the limits and network entries have their fields), and a setup error.
-    let dir = TempDir::new("fields");
+    let dir = temp("fields");
     let full = nanobox(&[
         "run",
         "--json",
@@ -308,7 +267,7 @@ fn a_memory_or_cpu_time_kill_says_which_limit_ended_the_run() {
         "nanobox: the program was stopped by the CPU-time limit (--cpu-time 1s)"
     );
     // A preset's limit is named as the preset's.
-    let sub = TempDir::new("judge");
+    let sub = temp("judge");
     let o = nanobox(&[
         "run",
         "--preset",
@@ -332,8 +291,8 @@ fn a_memory_or_cpu_time_kill_says_which_limit_ended_the_run() {
 
 #[test]
 fn short_flags_work_as_docker_users_expect_and_volumes_are_read_only_by_default() {
-    let dir = TempDir::new("volume");
-    std::fs::write(dir.path().join("in.txt"), "data\n").unwrap();
+    let dir = temp("volume");
+    std::fs::write(dir.0.as_path().join("in.txt"), "data\n").unwrap();
     let ro = format!("{}:/v", dir.str());
     let rw = format!("{}:/v:rw", dir.str());
 
@@ -353,20 +312,20 @@ fn short_flags_work_as_docker_users_expect_and_volumes_are_read_only_by_default(
         Some(0),
         "the write went through a read-only -v"
     );
-    assert!(!dir.path().join("new").exists());
+    assert!(!dir.0.as_path().join("new").exists());
     // :ro says the same explicitly; :rw writes through to the host.
     let o = nanobox(&["run", "-v", &format!("{ro}:ro"), "--", "touch", "/v/new"]);
     assert_ne!(o.status.code(), Some(0));
     let o = nanobox(&["run", "-v", &rw, "--", "sh", "-c", "echo out > /v/new"]);
     assert_code(&o, 0);
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("new")).unwrap(),
+        std::fs::read_to_string(dir.0.as_path().join("new")).unwrap(),
         "out\n"
     );
     // A mode that is neither is refused, and nothing runs.
     let o = nanobox(&["run", "-v", &format!("{ro}:rx"), "--", "touch", "/v/bad"]);
     assert_code(&o, 2);
-    assert!(!dir.path().join("bad").exists());
+    assert!(!dir.0.as_path().join("bad").exists());
 
     // -e KEY=VALUE sets, -e NAME passes this command's value (and nothing when it has none),
     // -w sets the working directory, -i passes stdin through.
@@ -425,11 +384,11 @@ fn durations_take_compound_forms() {
 
 #[test]
 fn a_relative_program_on_the_host_gets_the_way_to_mount_it() {
-    let dir = TempDir::new("relprog");
-    std::fs::copy("/bin/true", dir.path().join("a.out")).unwrap();
+    let dir = temp("relprog");
+    std::fs::copy("/bin/true", dir.0.as_path().join("a.out")).unwrap();
     let o = Command::new(BIN)
         .args(["run", "--", "./a.out"])
-        .current_dir(dir.path())
+        .current_dir(dir.0.as_path())
         .output()
         .unwrap();
     assert_code(&o, 127);
@@ -442,14 +401,14 @@ fn a_relative_program_on_the_host_gets_the_way_to_mount_it() {
     // And the hint works.
     let o = Command::new(BIN)
         .args(["run", "--ro", ".:/w", "--workdir", "/w", "--", "/w/a.out"])
-        .current_dir(dir.path())
+        .current_dir(dir.0.as_path())
         .output()
         .unwrap();
     assert_code(&o, 0);
     // A program that is not on the host either gets no such hint.
     let o = Command::new(BIN)
         .args(["run", "--", "./missing"])
-        .current_dir(dir.path())
+        .current_dir(dir.0.as_path())
         .output()
         .unwrap();
     assert_code(&o, 127);
@@ -547,23 +506,10 @@ fn completions_and_the_manual_page_are_generated_from_the_options() {
     }
 }
 
-/// What the user reads when nothing runs: at most three lines (what failed, why, one fix) and
-/// short enough to be read; `nanobox doctor` has the long form.
-#[track_caller]
-fn assert_short_error(o: &Output, what: &str) {
-    let e = text(&o.stderr);
-    assert!(!e.is_empty(), "{what}: no message");
-    assert!(
-        e.lines().count() <= 3,
-        "{what}: more than three lines:\n{e}"
-    );
-    assert!(e.len() <= 480, "{what}: {} characters:\n{e}", e.len());
-}
-
 #[test]
 fn every_refusal_is_at_most_three_short_lines() {
-    let dir = TempDir::new("short");
-    let link = dir.path().join("link");
+    let dir = temp("short");
+    let link = dir.0.as_path().join("link");
     std::os::unix::fs::symlink("/etc", &link).unwrap();
     let link_spec = link.to_str().unwrap();
     let cases: &[&[&str]] = &[

@@ -22,7 +22,7 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
-use common::{assert_code, check, said, text, TempDir, Who};
+use common::{assert_code, assert_short_error, check, said, text, TempDir, Who};
 use serde_json::Value;
 
 const LAUNCHER: &str = r#"
@@ -210,6 +210,7 @@ fn run_touch(who: Who, opts: &[&str], extra: &[&str], script: &str) -> (Output, 
 fn assert_refused(who: Who, opts: &[&str], extra: &[&str], needles: &[&str]) {
     let (o, ran) = run_touch(who, opts, extra, "echo RAN");
     assert_code(&o, 125);
+    assert_short_error(&o, &format!("{who:?} {opts:?}"));
     assert!(
         !ran,
         "{who:?} {opts:?}: the program ran although the sandbox was refused"
@@ -384,7 +385,7 @@ fn docker_s_defaults_are_explained_by_doctor() {
             "a seccomp filter (Seccomp: 2)",
             "Docker's default capabilities",
             "mounted over it",
-            "refuses creating user namespaces",
+            "refuses clone with CLONE_NEWUSER",
             "--security-opt seccomp=PROFILE.json",
             "--allow-degraded",
         ] {
@@ -461,7 +462,7 @@ fn a_masked_proc_is_explained_by_doctor() {
         assert_eq!(c["status"], "missing");
         let s = said(c);
         for want in [
-            "refuses a new proc mount in a user namespace",
+            "the kernel refuses a new proc",
             "/proc/keys",
             "--security-opt systempaths=unconfined",
             "--security-opt unmask=ALL",
@@ -486,7 +487,7 @@ fn a_masked_proc_refuses_the_build_and_the_opt_in_runs_degraded() {
             &[],
             &[
                 "a new /proc in the sandbox's namespaces",
-                "mounted over it",
+                "mounted over this /proc",
                 "systempaths=unconfined",
                 "--allow-degraded",
             ],
@@ -528,7 +529,7 @@ fn a_filter_that_refuses_mount_is_explained_and_refused() {
         assert_eq!(check(&d, "user namespaces")["status"], "available");
         let s = said(check(&d, "a new /proc"));
         for want in [
-            "making the new mount namespace's mounts private",
+            "making its mounts private",
             "seccomp filter",
             "allows mount",
             "seccomp=PROFILE.json",

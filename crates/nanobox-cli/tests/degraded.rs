@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{assert_code, text, Who};
+use common::{assert_code, assert_short_error, text, Who};
 use serde_json::Value;
 
 const LAUNCHER: &str = r#"
@@ -108,6 +108,7 @@ fn without_the_opt_in_nothing_runs_and_the_cause_is_named() {
     for who in [Who::Root, Who::User] {
         let o = run(who, &["run", "--", "echo", "RAN"]);
         assert_code(&o, 125);
+        assert_short_error(&o, &format!("{who:?}"));
         assert!(!text(&o.stdout).contains("RAN"));
         let err = text(&o.stderr);
         // The launcher's filter refuses the namespaces; a host that refuses them itself as well

@@ -11,12 +11,14 @@
 //! missing piece and the fix named, nothing ran) and, with the opt-in, the weaker run that says
 //! what is weaker.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use common::{assert_code, assert_short_error, check, said, text, BIN};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nanobox");
 const NOBODY: u32 = 65534;
 
 /// Fail unless the VM tier started this test in `shape`.
@@ -49,22 +51,6 @@ fn nanobox(uid: Option<u32>, args: &[&str]) -> Output {
         .expect("start nanobox")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn assert_code(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-}
-
 /// `nanobox doctor --json`: its exit status (0 ready, 1 not) and the check named `name`.
 fn doctor(uid: Option<u32>) -> (i32, Value) {
     let o = nanobox(uid, &["doctor", "--json"]);
@@ -76,25 +62,6 @@ fn doctor(uid: Option<u32>) -> (i32, Value) {
         "doctor's exit status follows ready"
     );
     (o.status.code().unwrap(), v)
-}
-
-#[track_caller]
-fn check<'a>(doctor: &'a Value, name: &str) -> &'a Value {
-    doctor["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"].as_str().is_some_and(|n| n.starts_with(name)))
-        .unwrap_or_else(|| panic!("no doctor check {name:?} in {doctor:#}"))
-}
-
-/// The check's detail and fix as one string.
-fn said(c: &Value) -> String {
-    format!(
-        "{} fix: {}",
-        c["detail"].as_str().unwrap_or(""),
-        c["fix"].as_str().unwrap_or("")
-    )
 }
 
 /// `nanobox run [extra] -- /bin/sh -c 'touch MARKER'` with MARKER mounted read-write: whether it
@@ -122,6 +89,7 @@ fn run_touch(uid: Option<u32>, extra: &[&str], tag: &str) -> (Output, bool) {
 fn assert_refused(uid: Option<u32>, tag: &str, needles: &[&str]) {
     let (o, ran) = run_touch(uid, &[], tag);
     assert_code(&o, 125);
+    assert_short_error(&o, tag);
     assert!(!ran, "the program ran although the sandbox was refused");
     let err = text(&o.stderr);
     for n in needles {

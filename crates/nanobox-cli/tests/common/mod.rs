@@ -1,4 +1,4 @@
-//! Helpers the CLI's launcher tests share (degraded.rs, containers.rs): scratch directories uid
+//! Helpers the CLI's tests share (degraded.rs, containers.rs, vm_hosts.rs, cli_contract.rs): scratch directories uid
 //! 65534 can use, C launchers compiled at test time, a copy of nanobox uid 65534 may execute, and
 //! the checks on what came out.
 
@@ -112,6 +112,19 @@ pub fn assert_code(o: &Output, code: i32) {
         text(&o.stdout),
         text(&o.stderr)
     );
+}
+
+/// What the user reads when nothing runs: at most three lines (what failed, why, one fix) and
+/// short enough to be read; `nanobox doctor` has the long form.
+#[track_caller]
+pub fn assert_short_error(o: &Output, what: &str) {
+    let e = text(&o.stderr);
+    assert!(!e.is_empty(), "{what}: no message");
+    assert!(
+        e.lines().count() <= 3,
+        "{what}: more than three lines:\n{e}"
+    );
+    assert!(e.len() <= 480, "{what}: {} characters:\n{e}", e.len());
 }
 
 /// Whether the kernel may run Landlock (the degraded mode refuses to run without it): false only

@@ -449,7 +449,7 @@ pub(crate) fn classify(obs: &Observed, probe: Probe) -> Case {
             errno: 0,
         },
         Probe::PrivateFailed(errno) => Case::ProcMountRefused {
-            step: "making the new mount namespace's mounts private (mount with MS_REC|MS_PRIVATE)",
+            step: "making its mounts private",
             errno,
         },
         Probe::ProcFailed(errno) => match &obs.proc {
@@ -460,7 +460,7 @@ pub(crate) fn classify(obs: &Observed, probe: Probe) -> Case {
                 }
             }
             _ => Case::ProcMountRefused {
-                step: "mounting a new proc (the sandbox's /proc)",
+                step: "mounting its own proc",
                 errno,
             },
         },
@@ -482,8 +482,8 @@ fn profile_fix(what: &str) -> String {
 }
 
 /// The opt-in's sentence, for the cases the degraded mode can run in.
-pub(crate) const OPT_IN: &str = "or accept weaker isolation with --allow-degraded-isolation \
-     (allow_degraded_isolation): Landlock + seccomp, without namespaces and without /proc";
+pub(crate) const OPT_IN: &str =
+    "or allow weaker isolation with --allow-degraded-isolation (allow_degraded_isolation)";
 
 impl Case {
     /// Whether a sandbox can run here with full isolation.
@@ -534,51 +534,41 @@ impl Case {
                 other => other.to_string(),
             },
             Case::SeccompRefusesNamespaces(e) => format!(
-                "a seccomp filter (a container's profile{markers}) refuses creating user \
-                 namespaces: clone with CLONE_NEWUSER failed ({}) while this process runs under \
-                 a filter (Seccomp: 2 in /proc/thread-self/status) and no sysctl refuses them; \
-                 Docker's and Podman's default profiles answer clone/unshare with CLONE_NEWUSER \
-                 with EPERM and clone3 with ENOSYS",
+                "a seccomp filter (a container's profile{markers}) refuses clone with \
+                 CLONE_NEWUSER ({}), and no sysctl does",
                 os(*e)
             ),
-            Case::NoProc => "no proc filesystem is mounted at /proc (nanobox writes each run's \
-                 uid/gid maps and oom_score_adj through /proc/PID/); no mode can run"
+            Case::NoProc => "no proc filesystem is mounted at /proc, where every run's uid/gid \
+                 maps and oom_score_adj are written; no mode can run"
                 .into(),
             Case::ReadOnlyProc => format!(
-                "/proc is mounted read-only here{markers} (its line in /proc/self/mountinfo says \
-                 ro): nanobox writes each run's uid/gid maps and oom_score_adj through \
-                 /proc/PID/, which a read-only /proc refuses (EROFS), and the kernel refuses a \
-                 new proc in a user namespace under it; the degraded mode writes oom_score_adj \
-                 too, so no mode can run, also with --allow-degraded-isolation"
+                "/proc is mounted read-only here{markers}, and every run's uid/gid maps and \
+                 oom_score_adj are written there; no mode can run, also with \
+                 --allow-degraded-isolation"
             ),
             Case::MaskedProc { errno, covered } => {
-                let shown: Vec<&str> = covered.iter().take(6).map(String::as_str).collect();
+                let shown: Vec<&str> = covered.iter().take(3).map(String::as_str).collect();
                 format!(
-                    "the kernel refuses a new proc mount in a user namespace ({}) because the \
-                     /proc this process sees has paths mounted over it ({}{}): a container \
-                     runtime's masked and read-only paths{markers}, which a new proc would \
-                     reveal; the sandbox cannot have a /proc of its own",
+                    "the kernel refuses a new proc ({}) under the paths mounted over this /proc \
+                     ({}{}){markers}",
                     os(*errno),
                     shown.join(", "),
                     if covered.len() > shown.len() {
-                        format!(", and {} more", covered.len() - shown.len())
+                        format!(", {} more", covered.len() - shown.len())
                     } else {
                         String::new()
                     }
                 )
             }
             Case::ProcMountRefused { step, errno } => format!(
-                "{step} in a new user, mount and pid namespace failed{}{}",
+                "{step} failed{}{}",
                 if *errno == 0 {
                     String::new()
                 } else {
                     format!(" ({})", os(*errno))
                 },
                 if obs.status.filtered() {
-                    format!(
-                        "; this process runs under a seccomp filter (a container's \
-                         profile{markers}), which can refuse mount"
-                    )
+                    format!(" under a seccomp filter (a container's profile{markers})")
                 } else {
                     "; an LSM or a container's policy refuses mounting".into()
                 }
@@ -586,8 +576,34 @@ impl Case {
         }
     }
 
-    /// The fix (no trailing period); never `--privileged`.
+    /// The fix in a line, as a refusal gives it: Docker's flag ([`Case::fix_long`] has Podman's
+    /// and Kubernetes', for doctor); never `--privileged`.
     pub(crate) fn fix(&self) -> String {
+        let docker = |flag: &str, what: &str| {
+            format!("{what} (docker run --security-opt {flag}; others: nanobox doctor)")
+        };
+        match self {
+            Case::SeccompRefusesNamespaces(_) => docker(
+                "seccomp=PROFILE.json",
+                "start the container with a seccomp profile that allows user namespaces",
+            ),
+            Case::MaskedProc { .. } => docker(
+                "systempaths=unconfined",
+                "start the container with /proc unmasked",
+            ),
+            Case::ProcMountRefused { .. } => docker(
+                "seccomp=PROFILE.json",
+                "start the container with a seccomp profile that allows mount",
+            ),
+            Case::ReadOnlyProc => "give the container a read-write /proc (mount -o remount,rw \
+                                   /proc where allowed)"
+                .into(),
+            _ => self.fix_long(),
+        }
+    }
+
+    /// The fix with every runtime's way to apply it (no trailing period); never `--privileged`.
+    pub(crate) fn fix_long(&self) -> String {
         match self {
             Case::NoContainerSignals | Case::Permissive(_) => String::new(),
             Case::NamespacesRefused(e) => match super::userns::diagnose_clone_error(os(*e)) {
@@ -790,7 +806,7 @@ pub(crate) fn doctor_lines(obs: &Observed, case: &Case) -> [(bool, String, Optio
             format!("{seen}: {}", case.cause(obs)),
             Some(format!(
                 "{}{}",
-                case.fix(),
+                case.fix_long(),
                 if case.degradable() {
                     format!("; {OPT_IN}")
                 } else {
@@ -833,7 +849,7 @@ pub(crate) fn doctor_lines(obs: &Observed, case: &Case) -> [(bool, String, Optio
             case.cause(obs),
             Some(format!(
                 "{}{}",
-                case.fix(),
+                case.fix_long(),
                 if case.degradable() {
                     format!("; {OPT_IN}")
                 } else {
@@ -1081,17 +1097,20 @@ mod tests {
             panic!()
         };
         assert_eq!(missing, "a new /proc in the sandbox's namespaces");
+        // The refusal is short: the first masked paths and Docker's flag; doctor has the rest.
         assert!(
-            cause.contains("/proc/bus") && cause.contains("and 5 more"),
+            cause.contains("/proc/bus") && cause.contains(", 8 more"),
             "{cause}"
         );
+        for flag in ["--security-opt systempaths=unconfined", "--allow-degraded"] {
+            assert!(fix.contains(flag), "{flag} not in {fix}");
+        }
         for flag in [
             "--security-opt systempaths=unconfined",
             "--security-opt unmask=ALL",
             "procMount: Unmasked",
-            "--allow-degraded",
         ] {
-            assert!(fix.contains(flag), "{flag} not in {fix}");
+            assert!(case.fix_long().contains(flag), "{flag} not in the long fix");
         }
         assert!(!fix.contains("privileged"), "{fix}");
         assert!(case
