@@ -46,6 +46,7 @@ mod probe;
 pub mod proxy;
 mod result;
 mod sandbox;
+mod units;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -68,6 +69,7 @@ pub use probe::{Check, CheckStatus, Probe};
 pub use proxy::{NetworkEvent, NetworkLog};
 pub use result::{Enforcement, Outcome, RunResult};
 pub use sandbox::{Child, ChildStderr, ChildStdout, Command, Sandbox};
+pub use units::{parse_duration, parse_env_file, parse_size};
 
 /// One kibibyte (1024 bytes).
 pub const KB: u64 = 1024;
