@@ -10,6 +10,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod config;
 mod parse;
 mod stdio;
 
@@ -136,6 +137,18 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct RunArgs {
+    /// Take options from FILE, a TOML policy file (docs/API.md, "Config file")
+    ///
+    /// Every option of this command but --json can be written in it; relative paths in it are
+    /// relative to its directory. Flags override the file: a flag's value replaces the file's
+    /// (--preset too: the file's preset directories are kept only if it names the same preset);
+    /// --env and --pool-limit add to the file's, a name set both ways taking the flag's value;
+    /// --ro/--rw mounts are added, and one at a sandbox path a file mount also uses replaces that
+    /// mount; --allow-net patterns replace the file's allow_net list, and --no-network drops it.
+    /// An unknown key or a bad value is exit status 2 with a message naming the line; nothing runs
+    #[arg(long, value_name = "FILE", help_heading = "Config")]
+    config: Option<PathBuf>,
+
     /// Bind HOST read-only at SANDBOX (default: the same path); repeatable
     #[arg(long = "ro", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
           value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
@@ -426,8 +439,8 @@ fn preset_builder(args: &RunArgs) -> Result<nanobox::SandboxBuilder, String> {
     })
 }
 
-fn run(args: RunArgs) -> u8 {
-    let mut builder = match preset_builder(&args) {
+fn run(mut args: RunArgs) -> u8 {
+    let mut builder = match config::starting_builder(&mut args) {
         Ok(b) => b,
         Err(msg) => {
             eprintln!("nanobox: {msg}");
