@@ -1373,3 +1373,44 @@ fn an_unknown_key_in_a_config_file_is_exit_2_naming_its_line_and_nothing_runs() 
     assert!(stderr(&o).contains("cannot read it"), "{}", stderr(&o));
     assert_eq!(stdout(&o), "");
 }
+/// The TOML block after `<!-- config-example -->` in docs/API.md.
+fn api_md_config_example() -> String {
+    let api = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md"))
+        .expect("docs/API.md");
+    let after = api
+        .split_once("<!-- config-example -->")
+        .expect("the marker in docs/API.md")
+        .1;
+    let body = after.split_once("```toml\n").expect("a toml block").1;
+    body.split_once("```")
+        .expect("the block's end")
+        .0
+        .to_string()
+}
+
+#[test]
+fn the_config_example_of_api_md_runs_as_documented() {
+    let dir = TempDir::new("config-doc");
+    std::fs::create_dir(dir.join("submission")).unwrap();
+    std::fs::write(dir.join("submission/main.sh"), "read n; echo $((n * 2))\n").unwrap();
+    std::fs::create_dir(dir.join("tests")).unwrap();
+    std::fs::write(dir.join("tests/1.in"), "21\n").unwrap();
+    std::fs::write(dir.join("judge.env"), "LANG=C.UTF-8\nJUDGE=1\n").unwrap();
+    std::fs::write(dir.join("nanobox.toml"), api_md_config_example()).unwrap();
+    let o = run_in(
+        dir.path(),
+        &[
+            "run",
+            "--json",
+            "--config",
+            "nanobox.toml",
+            "--",
+            "sh",
+            "-c",
+            "sh /submission/main.sh < /tests/1.in; echo \"$PWD $MODE $JUDGE\"; hostname",
+        ],
+    );
+    assert_code(&o, 0);
+    let v = report(&o);
+    assert_eq!(v["stdout"], "42\n/tmp fast 1\njudge\n");
+}
