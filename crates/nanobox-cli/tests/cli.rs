@@ -1373,6 +1373,30 @@ fn an_unknown_key_in_a_config_file_is_exit_2_naming_its_line_and_nothing_runs() 
     assert!(stderr(&o).contains("cannot read it"), "{}", stderr(&o));
     assert_eq!(stdout(&o), "");
 }
+#[test]
+fn pool_limit_flags_add_to_a_config_file_s_pools_and_win_for_the_same_pool() {
+    let dir = TempDir::new("config-pools");
+    let conf = dir.join("nanobox.toml");
+    std::fs::write(
+        &conf,
+        "[limits]\npools = { inotify_instances = 3, ptys = 7 }\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "run",
+        "--config",
+        conf.to_str().unwrap(),
+        "--pool-limit",
+        "ptys=5",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/sys/user/max_inotify_instances; grep -o 'max=[0-9]*' /proc/mounts",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "3\nmax=5\n");
+}
+
 /// The TOML block after `<!-- config-example -->` in docs/API.md.
 fn api_md_config_example() -> String {
     let api = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md"))
