@@ -10,6 +10,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod config;
 mod parse;
 mod stdio;
 
@@ -175,6 +176,18 @@ enum CompletionShell {
 
 #[derive(Debug, Args)]
 struct RunArgs {
+    /// Take options from FILE, a TOML policy file (docs/API.md, "Config file")
+    ///
+    /// Every option of this command but --json can be written in it; relative paths in it are
+    /// relative to its directory. Flags override the file: a flag's value replaces the file's
+    /// (--preset too: the file's preset directories are kept only if it names the same preset);
+    /// --env and --pool-limit add to the file's, a name set both ways taking the flag's value;
+    /// --ro/--rw mounts are added, and one at a sandbox path a file mount also uses replaces that
+    /// mount; --allow-net patterns replace the file's allow_net list, and --no-network drops it.
+    /// An unknown key or a bad value is exit status 2 with a message naming the line; nothing runs
+    #[arg(long, value_name = "FILE", help_heading = "Config")]
+    config: Option<PathBuf>,
+
     /// Bind HOST read-only at SANDBOX (default: the same path); repeatable
     #[arg(long = "ro", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
           value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
@@ -257,6 +270,11 @@ struct RunArgs {
     #[arg(short = 'e', long, value_name = "KEY=VALUE|NAME", help_heading = "Process",
           value_parser = parse::env_arg)]
     env: Vec<parse::EnvArg>,
+
+    /// Set the variables of FILE: KEY=VALUE lines, '#' comments, an optional 'export ' prefix,
+    /// values as written (no quotes removed, nothing expanded); before --env; repeatable
+    #[arg(long, value_name = "FILE", help_heading = "Process")]
+    env_file: Vec<PathBuf>,
 
     /// Feed FILE to the program's stdin ('-' = this command's own stdin; default: empty)
     #[arg(
@@ -545,8 +563,12 @@ fn preset_builder(args: &RunArgs) -> Result<nanobox::SandboxBuilder, String> {
     })
 }
 
-fn run(args: RunArgs) -> u8 {
-    match run_or_fail(&args) {
+fn run(mut args: RunArgs) -> u8 {
+    let builder = match config::starting_builder(&mut args) {
+        Ok(b) => b,
+        Err(f) => return f.report(args.json),
+    };
+    match run_or_fail(&args, builder) {
         Ok(code) => code,
         Err(f) => f.report(args.json),
     }
@@ -606,8 +628,7 @@ impl Failure {
     }
 }
 
-fn run_or_fail(args: &RunArgs) -> Result<u8, Failure> {
-    let mut builder = preset_builder(args).map_err(Failure::usage)?;
+fn run_or_fail(args: &RunArgs, mut builder: nanobox::SandboxBuilder) -> Result<u8, Failure> {
     let mounts = args
         .ro
         .iter()
@@ -652,6 +673,14 @@ fn run_or_fail(args: &RunArgs) -> Result<u8, Failure> {
     }
     if let Some(dir) = &args.workdir {
         builder = builder.working_dir(dir);
+    }
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Failure::usage(format!("--env-file {}: {e}", file.display())))?;
+        let pairs = nanobox::parse_env_file(&text).map_err(|(line, why)| {
+            Failure::usage(format!("--env-file {}, line {line}: {why}", file.display()))
+        })?;
+        builder = builder.envs(pairs);
     }
     for e in &args.env {
         match e {

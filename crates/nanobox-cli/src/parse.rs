@@ -6,81 +6,11 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-/// A decimal number split into its integer digits and its fraction digits, plus the rest (the unit).
-fn split_number(s: &str) -> Result<(&str, &str, &str), String> {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(end);
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if int.is_empty() && frac.is_empty() {
-        return Err("it does not start with a number".into());
-    }
-    if frac.contains('.') {
-        return Err("the number has more than one '.'".into());
-    }
-    Ok((int, frac, unit))
-}
-
-/// `int.frac * unit`, rounded down; `None` on overflow of `u64`.
-fn scale(int: &str, frac: &str, unit: u128) -> Option<u64> {
-    let mut total: u128 = 0;
-    for d in int.bytes() {
-        total = total.checked_mul(10)?.checked_add(u128::from(d - b'0'))?;
-    }
-    total = total.checked_mul(unit)?;
-    // Fraction digits beyond 30 cannot change the result for any unit used here.
-    let mut num: u128 = 0;
-    let mut den: u128 = 1;
-    for d in frac.bytes().take(30) {
-        num = num * 10 + u128::from(d - b'0');
-        den *= 10;
-    }
-    total = total.checked_add(num.checked_mul(unit)? / den)?;
-    u64::try_from(total).ok()
-}
-
 /// A duration: a number followed by `ms`, `s`, `m` or `h` (a bare number is seconds), or several
-/// such terms written together, largest first, as in `1m30s` or `1h2m3.5s` (each unit once; no bare
-/// number among them); decimals are allowed (`1.5s`). Zero is refused.
+/// such parts (`1m30s`); decimals are allowed (`1.5s`). Zero is refused. The library's
+/// [`nanobox::parse_duration`], which config files use too.
 pub fn duration(s: &str) -> Result<Duration, String> {
-    const NS: u128 = 1_000_000_000;
-    let mut rest = s;
-    let mut total: u64 = 0;
-    let mut last_unit: Option<u128> = None;
-    let mut terms = 0;
-    while !rest.is_empty() || terms == 0 {
-        let (int, frac, tail) = split_number(rest)?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, after) = tail.split_at(unit_len);
-        let unit_ns = match unit {
-            "ms" => 1_000_000,
-            "s" => NS,
-            "" if terms == 0 && after.is_empty() => NS,
-            "m" => 60 * NS,
-            "h" => 3600 * NS,
-            "" => return Err("every term of a compound duration needs a unit (e.g. 1m30s)".into()),
-            other => {
-                return Err(format!(
-                    "unknown unit {other:?}; use ms, s, m or h (e.g. 30s, 1500ms, 2m, 1m30s)"
-                ))
-            }
-        };
-        if last_unit.is_some_and(|u| u <= unit_ns) {
-            return Err("write the terms largest unit first, each unit once (e.g. 1h2m3s)".into());
-        }
-        last_unit = Some(unit_ns);
-        let ns = scale(int, frac, unit_ns).ok_or("the duration is too long")?;
-        total = total.checked_add(ns).ok_or("the duration is too long")?;
-        terms += 1;
-        rest = after;
-    }
-    if total == 0 {
-        return Err("it must be longer than zero".into());
-    }
-    Ok(Duration::from_nanos(total))
+    nanobox::parse_duration(s)
 }
 
 /// A number of CPU cores: a positive decimal such as `0.5` or `2`.
@@ -97,32 +27,10 @@ pub fn cores(s: &str) -> Result<f64, String> {
 
 /// A size in bytes: a number followed by `K`, `M`, `G` or `T` (binary units, case-insensitive,
 /// optionally followed by `B` or `iB`); a bare number or a `B` suffix is bytes. Decimals are
-/// allowed (`1.5M`) and rounded down to whole bytes. Zero is refused.
+/// allowed (`1.5M`) and rounded down to whole bytes. Zero is refused. The library's
+/// [`nanobox::parse_size`], which config files use too.
 pub fn size(s: &str) -> Result<u64, String> {
-    let (int, frac, unit) = split_number(s)?;
-    let lower = unit.to_ascii_lowercase();
-    let prefix = lower
-        .strip_suffix("ib")
-        .or_else(|| lower.strip_suffix('b').filter(|p| !p.is_empty()))
-        .unwrap_or(&lower);
-    let mult: u128 = match (prefix, lower.as_str()) {
-        (_, "" | "b") => 1,
-        ("k", _) => 1 << 10,
-        ("m", _) => 1 << 20,
-        ("g", _) => 1 << 30,
-        ("t", _) => 1 << 40,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?}; use K, M, G or T (binary units, e.g. 512K, 256M, 1G) \
-                 or no unit for bytes"
-            ))
-        }
-    };
-    let n = scale(int, frac, mult).ok_or("the size is too large")?;
-    if n == 0 {
-        return Err("it must be at least 1 byte".into());
-    }
-    Ok(n)
+    nanobox::parse_size(s)
 }
 
 /// `NAME=N` for `--pool-limit`: a kernel pool's name (`inotify_watches`, `pending_signals`, ...;

@@ -572,3 +572,37 @@ fn every_refusal_is_at_most_three_short_lines() {
         }
     }
 }
+
+#[test]
+fn env_file_sets_its_variables_and_env_flags_override_them() {
+    let dir = temp("envfile");
+    let file = dir.join("vars.env");
+    std::fs::write(
+        &file,
+        "# settings\nA=1\nexport B=two words\n\nC=\"kept quotes\"\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let o = nanobox(&[
+        "run",
+        "--env-file",
+        f,
+        "-e",
+        "A=flag",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$A|$B|$C\"",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(text(&o.stdout), "flag|two words|\"kept quotes\"\n");
+    // A malformed line is a malformed command line naming the file and the line; nothing runs.
+    std::fs::write(&file, "A=1\nnot a pair\n").unwrap();
+    let o = nanobox(&["run", "--env-file", f, "--", "sh", "-c", "echo RAN"]);
+    assert_code(&o, 2);
+    assert!(!text(&o.stdout).contains("RAN"));
+    let e = text(&o.stderr);
+    assert!(e.contains("--env-file") && e.contains("line 2"), "{e}");
+    let o = nanobox(&["run", "--env-file", "/no/such/file", "--", "true"]);
+    assert_code(&o, 2);
+}
