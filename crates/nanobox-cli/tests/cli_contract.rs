@@ -606,3 +606,26 @@ fn env_file_sets_its_variables_and_env_flags_override_them() {
     let o = nanobox(&["run", "--env-file", "/no/such/file", "--", "true"]);
     assert_code(&o, 2);
 }
+
+#[test]
+fn a_refused_config_file_is_a_setup_error_of_kind_config_with_json() {
+    let dir = temp("config");
+    let file = dir.join("nanobox.toml");
+    std::fs::write(&file, "workdir = \"/tmp\"\nmemroy = \"1G\"\n").unwrap();
+    let o = nanobox(&[
+        "run",
+        "--json",
+        "--config",
+        file.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    assert_code(&o, 2);
+    let r = json(&o);
+    assert_eq!(
+        (r["status"].as_str(), r["kind"].as_str()),
+        (Some("setup_error"), Some("config"))
+    );
+    assert!(r["message"].as_str().unwrap().contains("line 2"), "{r}");
+    assert_short_error(&o, "config");
+}
