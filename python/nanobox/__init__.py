@@ -34,6 +34,7 @@ from ._nanobox import (
     KB,
     MB,
     Child,
+    ConfigError,
     DuplicateMountError,
     Enforcement,
     HostUnsupportedError,
@@ -108,5 +109,6 @@ __all__ = [
     "ProgramNotFoundError",
     "ProgramNotExecutableError",
     "IoError",
+    "ConfigError",
     "__version__",
 ]

@@ -91,6 +91,9 @@ class SandboxBuilder:
     """Builds a Sandbox; every method changes the builder and returns it."""
 
     def __init__(self) -> None: ...
+    @staticmethod
+    def from_config(path: _StrPath) -> SandboxBuilder:
+        """A builder with a TOML config file's options, to override (raises ConfigError)."""
     def mount(
         self,
         host: _StrPath,
@@ -164,6 +167,9 @@ class Sandbox:
     @staticmethod
     def builder() -> SandboxBuilder:
         """A builder with nanobox's defaults."""
+    @staticmethod
+    def from_config(path: _StrPath) -> Sandbox:
+        """Build a sandbox from a TOML config file (raises ConfigError for a malformed file)."""
     @staticmethod
     def agent_executor(workspace: _StrPath) -> SandboxBuilder:
         """Preset: workspace read-write at /workspace (cwd and HOME), no network, 4 GiB, 512 processes, 30 min."""
@@ -366,3 +372,9 @@ class ProgramNotExecutableError(SandboxError):
 class IoError(SandboxError):
     context: str
     errno: Optional[int]
+
+class ConfigError(SandboxError):
+    path: str
+    line: Optional[int]
+    column: Optional[int]
+    reason: str

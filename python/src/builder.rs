@@ -88,6 +88,16 @@ impl SandboxBuilder {
         SandboxBuilder::default()
     }
 
+    /// A builder with the options of the TOML config file at `path` (docs/API.md, "Config
+    /// file"); every method called on it afterwards overrides the file. Raises `ConfigError`
+    /// for an unreadable or malformed file, naming the line.
+    #[staticmethod]
+    fn from_config(py: Python<'_>, path: PathBuf) -> PyResult<SandboxBuilder> {
+        nanobox::Sandbox::from_config(path)
+            .map(|inner| SandboxBuilder { inner })
+            .map_err(|e| to_py(py, e))
+    }
+
     /// Make the host path `host` (file or directory) visible at the absolute path `sandbox`,
     /// read-only unless `permission` is `Permission.ReadWrite`. Repeatable. A `host` that is or
     /// passes through a symlink (other than the system's own, such as /bin -> usr/bin) makes

@@ -111,6 +111,14 @@ pyo3::create_exception!(
     "An I/O error in the calling process. Attributes `context`, `errno`."
 );
 
+pyo3::create_exception!(
+    nanobox,
+    ConfigError,
+    SandboxError,
+    "A config file is unreadable or malformed (an unknown key, a bad value); nothing was built. \
+     Attributes `path` (the file), `line` and `column` (from 1, or None) and `reason`."
+);
+
 /// Register every exception class in the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -154,6 +162,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<ProgramNotExecutableError>(),
     )?;
     m.add("IoError", py.get_type::<IoError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
     Ok(())
 }
 
@@ -291,6 +300,23 @@ pub(crate) fn to_py(py: Python<'_>, err: nanobox::Error) -> PyErr {
             let e = IoError::new_err(msg);
             set(py, &e, &[("context", context)]);
             set_errno(py, &e, source);
+            e
+        }
+        E::Config {
+            path,
+            line,
+            column,
+            reason,
+        } => {
+            let e = ConfigError::new_err(msg);
+            set(
+                py,
+                &e,
+                &[("path", &path.to_string_lossy()), ("reason", reason)],
+            );
+            let v = e.value(py);
+            let _ = v.setattr("line", *line);
+            let _ = v.setattr("column", *column);
             e
         }
         // `Error` is non-exhaustive: a variant added later is still a SandboxError.

@@ -87,6 +87,18 @@ impl Sandbox {
         SandboxBuilder::default()
     }
 
+    /// Build a sandbox from the TOML config file at `path` (docs/API.md, "Config file"; the
+    /// same files `nanobox run --config` reads). Relative host paths in it are relative to the
+    /// file's directory. Raises `ConfigError` for an unreadable or malformed file (naming the
+    /// line), and what `build()` raises for options it refuses. To override some of the file's
+    /// options first, use `SandboxBuilder.from_config(path)`.
+    #[staticmethod]
+    fn from_config(py: Python<'_>, path: PathBuf) -> PyResult<Sandbox> {
+        py.detach(|| nanobox::Sandbox::from_config(path)?.build())
+            .map(Sandbox::from)
+            .map_err(|e| to_py(py, e))
+    }
+
     /// Preset for an AI agent's commands: `workspace` read-write at /workspace (also the working
     /// directory and HOME), no network, 4 GiB memory, 512 processes, 30 min wall time.
     /// Returns a builder.

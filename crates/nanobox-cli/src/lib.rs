@@ -10,6 +10,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod config;
 mod parse;
 mod signals;
 mod stdio;
@@ -72,15 +73,37 @@ VALUES:
 
 OUTPUT:
   Without --json the program's stdout and stderr are passed through as they are produced, with no
-  cap unless --max-output is given. With --json its output is captured (64M per stream unless
-  --max-output is given) and one JSON object is printed on stdout:
-    {\"status\": \"exited\" | \"signaled\" | \"wall_time_limit\" | \"output_limit\",
-     \"exit_code\": N or null (null unless status is \"exited\"),
-     \"signal\": N or null (null unless the program died of a signal),
-     \"stdout\": \"...\", \"stderr\": \"...\" (UTF-8, invalid bytes replaced),
-     \"stdout_truncated\": bool, \"stderr_truncated\": bool, \"wall_time_ms\": number,
-     \"stopped_by_signal\": N or null (the SIGINT or SIGTERM nanobox received and passed on;
-     null when none came)}
+  cap unless --max-output is given; when a limit ends the run, one line on stderr says which.
+  With --json its output is captured (64M per stream unless --max-output is given) and one JSON
+  object is printed on stdout, the run report:
+    status              \"exited\" | \"signaled\" | \"wall_time_limit\" | \"cpu_time_limit\" |
+                        \"memory_limit\" | \"output_limit\": why the program ended (the limit
+                        that fired first)
+    exit_code           N, or null unless status is \"exited\"
+    signal              N, or null unless the program died of a signal
+    stdout, stderr      the captured output (UTF-8, invalid bytes replaced)
+    stdout_truncated, stderr_truncated
+                        true when that stream was cut at the output limit
+    wall_time_ms        wall-clock time of the run
+    cpu_time_ms         CPU time of the whole sandbox
+    peak_memory_bytes   peak memory of the whole sandbox (of its largest process with rusage)
+    accounting          where cpu_time_ms and peak_memory_bytes come from: \"cgroup v2\",
+                        \"cgroup v1\" or \"rusage\"
+    limits              [{\"limit\", \"mechanism\"}]: what enforced each limit that was set
+    network             [{\"host\", \"port\", \"allowed\", \"pattern\", \"address\", \"reason\",
+                        \"count\", \"bytes_up\", \"bytes_down\"}]: requests through the
+                        --allow-net proxy, one entry per destination and outcome
+    network_truncated, network_omitted
+                        whether, and how many, refused requests the log left out
+    degraded            what was weaker than full isolation (with --allow-degraded-*)
+    stopped_by_signal   the SIGINT or SIGTERM nanobox received during the run and passed on (2
+                        or 15), or null when none came
+  When the sandbox cannot be set up or PROGRAM cannot be started, --json prints instead
+    {\"status\": \"setup_error\", \"kind\": KIND, \"message\": \"...\", \"exit_code\": null,
+     \"signal\": null}
+  where KIND names the error (mount_source_missing, host_unsupported, program_not_found,
+  invalid_option, ...), and the same message goes to stderr. A command line the parser rejects
+  prints usage text only.
 
 SIGNALS:
   A SIGINT or SIGTERM to nanobox during a run is passed on to the program (the process it
@@ -96,7 +119,7 @@ EXIT STATUS (also with --json):
            (a program that ends by itself in time gives its own status: 130 or 143 when the
            signal killed it, its exit code when it handled the signal and exited)
   124      the --timeout limit ended the run
-  137      the --max-output limit ended the run (the program was stopped as with SIGKILL)
+  137      the --memory, --cpu-time or --max-output limit ended the run (as with SIGKILL)
   125      the sandbox could not be set up (a message on stderr says why)
   126      PROGRAM exists but cannot be executed
   127      PROGRAM was not found in the sandbox
@@ -145,10 +168,39 @@ enum Command {
     /// Report what this host supports and whether runs can start
     #[command(after_help = DOCTOR_HELP)]
     Doctor(DoctorArgs),
+    /// Print a shell completion script: bash, zsh or fish (e.g. `nanobox completions bash >
+    /// /etc/bash_completion.d/nanobox`)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the manual page (roff; e.g. `nanobox man > /usr/local/share/man/man1/nanobox.1`)
+    Man,
+}
+
+/// The shells `nanobox completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]
 struct RunArgs {
+    /// Take options from FILE, a TOML policy file (docs/API.md, "Config file")
+    ///
+    /// Every option of this command but --json can be written in it; relative paths in it are
+    /// relative to its directory. Flags override the file: a flag's value replaces the file's
+    /// (--preset too: the file's preset directories are kept only if it names the same preset);
+    /// --env and --pool-limit add to the file's, a name set both ways taking the flag's value;
+    /// --ro/--rw mounts are added, and one at a sandbox path a file mount also uses replaces that
+    /// mount; --allow-net patterns replace the file's allow_net list, and --no-network drops it.
+    /// An unknown key or a bad value is exit status 2 with a message naming the line; nothing runs
+    #[arg(long, value_name = "FILE", help_heading = "Config")]
+    config: Option<PathBuf>,
+
     /// Bind HOST read-only at SANDBOX (default: the same path); repeatable
     #[arg(long = "ro", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
           value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
@@ -158,6 +210,13 @@ struct RunArgs {
     #[arg(long = "rw", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
           value_parser = OsStringValueParser::new().try_map(|s| parse::mount_spec(&s)))]
     rw: Vec<MountSpec>,
+
+    /// Bind HOST at SANDBOX, read-only unless ':rw' is given (unlike Docker's -v, which is
+    /// read-write by default); a leading drive such as C:\data stays part of HOST; repeatable
+    #[arg(short = 'v', long = "volume", value_name = "HOST[:SANDBOX][:ro|:rw]",
+          help_heading = "Filesystem",
+          value_parser = OsStringValueParser::new().try_map(|s| parse::volume_spec(&s)))]
+    volume: Vec<(MountSpec, bool)>,
 
     /// Like --ro, but follow symlinks in HOST (once, at start); only for links you trust; repeatable
     #[arg(long = "ro-follow", value_name = "HOST[:SANDBOX]", help_heading = "Filesystem",
@@ -170,7 +229,7 @@ struct RunArgs {
     rw_follow: Vec<MountSpec>,
 
     /// Working directory inside the sandbox (default: /tmp); PWD is set to it
-    #[arg(long, value_name = "PATH", help_heading = "Filesystem",
+    #[arg(short = 'w', long, value_name = "PATH", help_heading = "Filesystem",
           value_parser = OsStringValueParser::new().try_map(|s| parse::sandbox_path(&s)))]
     workdir: Option<PathBuf>,
 
@@ -219,13 +278,29 @@ struct RunArgs {
     #[arg(long, value_name = "PATTERN", help_heading = "Network")]
     allow_net: Vec<String>,
 
-    /// Set an environment variable; the environment otherwise starts minimal; repeatable
-    #[arg(long, value_name = "KEY=VALUE", help_heading = "Process", value_parser = parse::env_pair)]
-    env: Vec<(String, String)>,
+    /// Set KEY to VALUE, or with NAME alone pass this command's own value of NAME (nothing if it
+    /// has none); the environment otherwise starts minimal; repeatable
+    #[arg(short = 'e', long, value_name = "KEY=VALUE|NAME", help_heading = "Process",
+          value_parser = parse::env_arg)]
+    env: Vec<parse::EnvArg>,
+
+    /// Set the variables of FILE: KEY=VALUE lines, '#' comments, an optional 'export ' prefix,
+    /// values as written (no quotes removed, nothing expanded); before --env; repeatable
+    #[arg(long, value_name = "FILE", help_heading = "Process")]
+    env_file: Vec<PathBuf>,
 
     /// Feed FILE to the program's stdin ('-' = this command's own stdin; default: empty)
-    #[arg(long, value_name = "FILE", help_heading = "Process")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Process",
+        conflicts_with = "interactive"
+    )]
     stdin: Option<PathBuf>,
+
+    /// Pass this command's stdin through to the program (the same as --stdin -)
+    #[arg(short = 'i', long, help_heading = "Process")]
+    interactive: bool,
 
     /// After a SIGINT or SIGTERM to nanobox, which is passed on to the program, how long the
     /// program has to end before the sandbox is killed: 2s unless given; 0 kills at once
@@ -261,9 +336,17 @@ struct RunArgs {
     #[arg(long, help_heading = "Output")]
     json: bool,
 
-    /// Where the host refuses user namespaces, run with Landlock + seccomp alone; where no cgroup
-    /// is writable, enforce memory/pids/cpu-time limits with per-process rlimits; instead of
-    /// failing (weaker: printed to stderr, listed in --json's "degraded" and "limits")
+    /// Where the host refuses user namespaces (or a new /proc), run with Landlock + seccomp alone
+    /// instead of failing (weaker: printed to stderr, listed in --json's "degraded")
+    #[arg(long, help_heading = "Isolation")]
+    allow_degraded_isolation: bool,
+
+    /// Where no cgroup is writable, enforce memory/pids/cpu-time limits with per-process rlimits
+    /// instead of failing (weaker: listed in --json's "limits")
+    #[arg(long, help_heading = "Isolation")]
+    allow_degraded_limits: bool,
+
+    /// Both --allow-degraded-isolation and --allow-degraded-limits (the older, combined flag)
     #[arg(long, help_heading = "Isolation")]
     allow_degraded: bool,
 
@@ -311,6 +394,55 @@ where
     match cli.command {
         Command::Run(args) => run(*args),
         Command::Doctor(args) => doctor(args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
+    }
+}
+
+/// The completion script for `shell`, generated from the command's own definition.
+fn completions(shell: CompletionShell) -> u8 {
+    use clap::CommandFactory;
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "nanobox", &mut out);
+    print_bytes(&out)
+}
+
+/// The manual page nanobox(1): the command, then each subcommand's description, options and
+/// help text (OUTPUT, EXIT STATUS, ...) as sections of the same page.
+fn man() -> u8 {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    let mut ok = clap_mangen::Man::new(cmd.clone()).render(&mut out).is_ok();
+    for sub in cmd.get_subcommands().filter(|c| c.get_name() != "help") {
+        out.extend_from_slice(
+            format!(".SH \"NANOBOX {}\"\n", sub.get_name().to_uppercase()).as_bytes(),
+        );
+        let man = clap_mangen::Man::new(sub.clone());
+        ok &= man.render_description_section(&mut out).is_ok()
+            && man.render_options_section(&mut out).is_ok()
+            && man.render_extra_section(&mut out).is_ok();
+    }
+    if !ok {
+        eprintln!("nanobox: cannot render the manual page");
+        return 1;
+    }
+    print_bytes(&out)
+}
+
+fn print_bytes(bytes: &[u8]) -> u8 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("nanobox: cannot write to stdout: {e}");
+            1
+        }
     }
 }
 
@@ -378,6 +510,11 @@ fn apparmor_profile(path: &std::path::Path, json: bool) -> u8 {
 /// Print `nanobox: {e}` on stderr and map the error to its exit status.
 fn fail(e: &nanobox::Error) -> u8 {
     eprintln!("nanobox: {e}");
+    error_status(e)
+}
+
+/// The exit status for a library error.
+fn error_status(e: &nanobox::Error) -> u8 {
     match e {
         nanobox::Error::ProgramNotFound { .. } => EXIT_NOT_FOUND,
         nanobox::Error::ProgramNotExecutable { .. } => EXIT_NOT_EXECUTABLE,
@@ -444,14 +581,72 @@ fn preset_builder(args: &RunArgs) -> Result<nanobox::SandboxBuilder, String> {
     })
 }
 
-fn run(args: RunArgs) -> u8 {
-    let mut builder = match preset_builder(&args) {
+fn run(mut args: RunArgs) -> u8 {
+    let builder = match config::starting_builder(&mut args) {
         Ok(b) => b,
-        Err(msg) => {
-            eprintln!("nanobox: {msg}");
-            return EXIT_USAGE;
-        }
+        Err(f) => return f.report(args.json),
     };
+    match run_or_fail(&args, builder) {
+        Ok(code) => code,
+        Err(f) => f.report(args.json),
+    }
+}
+
+/// Why a run did not happen: its exit status, kind and message.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    kind: &'static str,
+    message: String,
+}
+
+impl Failure {
+    /// An option the command line or the library refuses (exit status 2).
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_USAGE,
+            kind: "invalid_option",
+            message: message.into(),
+        }
+    }
+
+    /// The sandbox could not be set up (exit status 125).
+    fn setup(kind: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_SETUP,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn of(e: &nanobox::Error) -> Self {
+        Failure {
+            code: error_status(e),
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The human text on stderr; with --json also one report on stdout, so that scripts never
+    /// parse prose: `{"status": "setup_error", "kind": ..., "message": ..., "exit_code": null, ...}`.
+    fn report(self, json: bool) -> u8 {
+        eprintln!("nanobox: {}", self.message);
+        if json {
+            let report = serde_json::json!({
+                "status": "setup_error",
+                "kind": self.kind,
+                "message": self.message,
+                "exit_code": null,
+                "signal": null,
+            });
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{report}").and_then(|()| out.flush());
+        }
+        self.code
+    }
+}
+
+fn run_or_fail(args: &RunArgs, mut builder: nanobox::SandboxBuilder) -> Result<u8, Failure> {
     let mounts = args
         .ro
         .iter()
@@ -467,15 +662,25 @@ fn run(args: RunArgs) -> u8 {
                 .iter()
                 .map(|m| (m, Permission::ReadWrite, true)),
         );
-    for (spec, permission, follow) in mounts {
+    let volumes = args.volume.iter().map(|(m, rw)| {
+        let p = if *rw {
+            Permission::ReadWrite
+        } else {
+            Permission::ReadOnly
+        };
+        (m, p, false)
+    });
+    for (spec, permission, follow) in mounts.chain(volumes) {
         let target = match spec.target() {
             Ok(t) => t,
             Err(e) => {
-                eprintln!(
-                    "nanobox: cannot make the mount source {} absolute: {e}",
-                    spec.host.display()
-                );
-                return EXIT_SETUP;
+                return Err(Failure::setup(
+                    "io",
+                    format!(
+                        "cannot make the mount source {} absolute: {e}",
+                        spec.host.display()
+                    ),
+                ))
             }
         };
         builder = if follow {
@@ -487,7 +692,31 @@ fn run(args: RunArgs) -> u8 {
     if let Some(dir) = &args.workdir {
         builder = builder.working_dir(dir);
     }
-    builder = builder.envs(args.env.iter().cloned());
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Failure::usage(format!("--env-file {}: {e}", file.display())))?;
+        let pairs = nanobox::parse_env_file(&text).map_err(|(line, why)| {
+            Failure::usage(format!("--env-file {}, line {line}: {why}", file.display()))
+        })?;
+        builder = builder.envs(pairs);
+    }
+    for e in &args.env {
+        match e {
+            parse::EnvArg::Set(k, v) => builder = builder.env(k, v),
+            parse::EnvArg::Pass(name) => {
+                if let Some(v) = std::env::var_os(name) {
+                    match v.into_string() {
+                        Ok(v) => builder = builder.env(name, v),
+                        Err(_) => {
+                            return Err(Failure::usage(format!(
+                                "--env {name}: this command's value is not UTF-8"
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+    }
     if let Some(t) = args.timeout {
         builder = builder.wall_time_limit(t);
     }
@@ -504,8 +733,11 @@ fn run(args: RunArgs) -> u8 {
     if !args.allow_net.is_empty() {
         builder = builder.allow_network(&args.allow_net);
     }
-    if args.allow_degraded {
-        builder = builder.allow_degraded_isolation().allow_degraded_limits();
+    if args.allow_degraded || args.allow_degraded_isolation {
+        builder = builder.allow_degraded_isolation();
+    }
+    if args.allow_degraded || args.allow_degraded_limits {
+        builder = builder.allow_degraded_limits();
     }
     if let Some(m) = args.memory {
         builder = builder.memory_limit(m);
@@ -525,17 +757,13 @@ fn run(args: RunArgs) -> u8 {
     for &(pool, n) in &args.pool_limit {
         builder = builder.kernel_pool_limit(pool, n);
     }
-    match stdio::stdin_for(args.stdin.as_deref()) {
-        Ok(stdin) => builder = builder.stdin(stdin),
-        Err(msg) => {
-            eprintln!("nanobox: {msg}");
-            return EXIT_SETUP;
-        }
-    }
-    let sandbox = match builder.build() {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
+    let stdin = if args.interactive {
+        Some(std::path::Path::new("-"))
+    } else {
+        args.stdin.as_deref()
     };
+    builder = builder.stdin(stdio::stdin_for(stdin).map_err(|m| Failure::setup("stdin", m))?);
+    let sandbox = builder.build().map_err(|e| Failure::of(&e))?;
     if !args.json {
         for note in sandbox.degraded() {
             eprintln!("nanobox: degraded: {note}");
@@ -543,13 +771,11 @@ fn run(args: RunArgs) -> u8 {
     }
 
     let (program, rest) = args.program.split_first().expect("clap requires PROGRAM");
+    let not_run = |e: nanobox::Error| program_failure(&e, program, args.workdir.is_some());
     // From here on SIGINT and SIGTERM are passed on to the program (signals.rs).
     let mut stopper = signals::Stopper::start(args.stop_timeout);
     if args.json {
-        let result = match stopper.capture(&sandbox, program, rest) {
-            Ok(r) => r,
-            Err(e) => return fail(&e),
-        };
+        let result = stopper.capture(&sandbox, program, rest).map_err(not_run)?;
         match stopper.report(&result) {
             Ok(s) => {
                 let mut out = std::io::stdout().lock();
@@ -558,15 +784,12 @@ fn run(args: RunArgs) -> u8 {
             }
             Err(e) => {
                 eprintln!("nanobox: cannot encode the run report: {e}");
-                return EXIT_SETUP;
+                return Ok(EXIT_SETUP);
             }
         }
-        stopper.exit_status(result.outcome)
+        Ok(stopper.exit_status(result.outcome))
     } else {
-        let outcome = match stopper.stream(&sandbox, program, rest) {
-            Ok(o) => o,
-            Err(e) => return fail(&e),
-        };
+        let outcome = stopper.stream(&sandbox, program, rest).map_err(not_run)?;
         match outcome {
             Outcome::WallTimeLimit => eprintln!(
                 "nanobox: the program was stopped by the wall-clock limit (--timeout {:?})",
@@ -576,8 +799,64 @@ fn run(args: RunArgs) -> u8 {
                 "nanobox: the program was stopped by the output limit (--max-output {} bytes)",
                 args.max_output.unwrap_or(u64::MAX)
             ),
+            Outcome::MemoryLimit => eprintln!(
+                "nanobox: the program was stopped by the memory limit ({})",
+                limit_source("--memory", args.memory.map(show_size), args.preset)
+            ),
+            Outcome::CpuTimeLimit => eprintln!(
+                "nanobox: the program was stopped by the CPU-time limit ({})",
+                limit_source(
+                    "--cpu-time",
+                    args.cpu_time.map(|t| format!("{t:?}")),
+                    args.preset
+                )
+            ),
             _ => {}
         }
-        stopper.exit_status(outcome)
+        Ok(stopper.exit_status(outcome))
     }
+}
+
+/// Which limit it was: the flag and its value, or the preset's.
+fn limit_source(flag: &str, value: Option<String>, preset: Option<Preset>) -> String {
+    match (value, preset) {
+        (Some(v), _) => format!("{flag} {v}"),
+        (None, Some(p)) => format!("the {} preset's", format!("{p:?}").to_lowercase()),
+        (None, None) => flag.to_string(),
+    }
+}
+
+/// A size as the flags take it: 256M rather than 268435456 where it divides evenly.
+fn show_size(n: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// A run that did not start; a relative host path given as PROGRAM gets the way to mount it.
+fn program_failure(e: &nanobox::Error, program: &OsString, workdir_given: bool) -> Failure {
+    let mut f = Failure::of(e);
+    let path = std::path::Path::new(program);
+    let relative_with_dir = path.is_relative() && path.components().count() > 1
+        || program.to_string_lossy().starts_with("./");
+    if matches!(e, nanobox::Error::ProgramNotFound { .. })
+        && relative_with_dir
+        && !workdir_given
+        && path.is_file()
+    {
+        let inside = path
+            .strip_prefix(".")
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned();
+        f.message.push_str(&format!(
+            "\n{} is a file in this directory on the host, which the sandbox does not see: mount \
+             the directory, e.g. nanobox run --ro .:/w --workdir /w -- /w/{inside}",
+            program.to_string_lossy()
+        ));
+    }
+    f
 }

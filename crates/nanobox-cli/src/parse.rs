@@ -6,66 +6,13 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-/// A decimal number split into its integer digits and its fraction digits, plus the rest (the unit).
-fn split_number(s: &str) -> Result<(&str, &str, &str), String> {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(end);
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if int.is_empty() && frac.is_empty() {
-        return Err("it does not start with a number".into());
-    }
-    if frac.contains('.') {
-        return Err("the number has more than one '.'".into());
-    }
-    Ok((int, frac, unit))
-}
-
-/// `int.frac * unit`, rounded down; `None` on overflow of `u64`.
-fn scale(int: &str, frac: &str, unit: u128) -> Option<u64> {
-    let mut total: u128 = 0;
-    for d in int.bytes() {
-        total = total.checked_mul(10)?.checked_add(u128::from(d - b'0'))?;
-    }
-    total = total.checked_mul(unit)?;
-    // Fraction digits beyond 30 cannot change the result for any unit used here.
-    let mut num: u128 = 0;
-    let mut den: u128 = 1;
-    for d in frac.bytes().take(30) {
-        num = num * 10 + u128::from(d - b'0');
-        den *= 10;
-    }
-    total = total.checked_add(num.checked_mul(unit)? / den)?;
-    u64::try_from(total).ok()
-}
-
-/// A duration: a number followed by `ms`, `s`, `m` or `h` (a bare number is seconds); decimals are
-/// allowed (`1.5s`). Zero is refused.
+/// A duration: a number followed by `ms`, `s`, `m` or `h` (a bare number is seconds), or several
+/// such parts (`1m30s`); decimals are allowed (`1.5s`). Zero is refused. The library's
+/// [`nanobox::parse_duration`], which config files use too.
 pub fn duration(s: &str) -> Result<Duration, String> {
-    let (int, frac, unit) = split_number(s)?;
-    const NS: u128 = 1_000_000_000;
-    let unit_ns = match unit {
-        "ms" => 1_000_000,
-        "" | "s" => NS,
-        "m" => 60 * NS,
-        "h" => 3600 * NS,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?}; use ms, s, m or h (e.g. 30s, 1500ms, 2m)"
-            ))
-        }
-    };
-    let ns = scale(int, frac, unit_ns).ok_or("the duration is too long")?;
-    if ns == 0 {
-        return Err("it must be longer than zero".into());
-    }
-    Ok(Duration::from_nanos(ns))
+    nanobox::parse_duration(s)
 }
 
-/// A size in bytes: a number followed by `K`, `M`, `G` or `T` (binary units, case-insensitive,
-/// optionally followed by `B` or `iB`); a bare number or a `B` suffix is bytes. Decimals are
-/// allowed (`1.5M`) and rounded down to whole bytes. Zero is refused.
 /// A number of CPU cores: a positive decimal such as `0.5` or `2`.
 pub fn cores(s: &str) -> Result<f64, String> {
     let v: f64 = s
@@ -78,34 +25,14 @@ pub fn cores(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A size in bytes: a number followed by `K`, `M`, `G` or `T` (binary units, case-insensitive,
+/// optionally followed by `B` or `iB`); a bare number or a `B` suffix is bytes. Decimals are
+/// allowed (`1.5M`) and rounded down to whole bytes. Zero is refused. The library's
+/// [`nanobox::parse_size`], which config files use too.
 pub fn size(s: &str) -> Result<u64, String> {
-    let (int, frac, unit) = split_number(s)?;
-    let lower = unit.to_ascii_lowercase();
-    let prefix = lower
-        .strip_suffix("ib")
-        .or_else(|| lower.strip_suffix('b').filter(|p| !p.is_empty()))
-        .unwrap_or(&lower);
-    let mult: u128 = match (prefix, lower.as_str()) {
-        (_, "" | "b") => 1,
-        ("k", _) => 1 << 10,
-        ("m", _) => 1 << 20,
-        ("g", _) => 1 << 30,
-        ("t", _) => 1 << 40,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?}; use K, M, G or T (binary units, e.g. 512K, 256M, 1G) \
-                 or no unit for bytes"
-            ))
-        }
-    };
-    let n = scale(int, frac, mult).ok_or("the size is too large")?;
-    if n == 0 {
-        return Err("it must be at least 1 byte".into());
-    }
-    Ok(n)
+    nanobox::parse_size(s)
 }
 
-/// A `KEY=VALUE` pair for `--env`.
 /// `NAME=N` for `--pool-limit`: a kernel pool's name (`inotify_watches`, `pending_signals`, ...;
 /// `-` may stand for `_`) and its bound (a plain number, or a size for the byte pools).
 pub fn pool_limit(s: &str) -> Result<(nanobox::KernelPool, u64), String> {
@@ -119,11 +46,22 @@ pub fn pool_limit(s: &str) -> Result<(nanobox::KernelPool, u64), String> {
     Ok((pool, size(value)?))
 }
 
-pub fn env_pair(s: &str) -> Result<(String, String), String> {
+/// An `--env` value: `KEY=VALUE` sets KEY; a bare `NAME` passes the caller's value of NAME (none
+/// if the caller has no such variable, as with `docker run -e NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvArg {
+    /// `KEY=VALUE`.
+    Set(String, String),
+    /// `NAME`: the caller's value.
+    Pass(String),
+}
+
+pub fn env_arg(s: &str) -> Result<EnvArg, String> {
     match s.split_once('=') {
         Some(("", _)) => Err("the variable name before '=' is empty".into()),
-        Some((k, v)) => Ok((k.to_string(), v.to_string())),
-        None => Err("expected KEY=VALUE (no '=' found)".into()),
+        Some((k, v)) => Ok(EnvArg::Set(k.to_string(), v.to_string())),
+        None if s.is_empty() => Err("expected KEY=VALUE or NAME".into()),
+        None => Ok(EnvArg::Pass(s.to_string())),
     }
 }
 
@@ -177,12 +115,17 @@ fn lexical_normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// `HOST[:SANDBOX]`, where a ':' inside a path is written `\:` and a backslash before a ':' that
-/// should stay a separator is written `\\`. Any other backslash is kept as it is.
-pub fn mount_spec(s: &OsStr) -> Result<MountSpec, String> {
-    let bytes = os_bytes(s)?;
+/// Split at unescaped ':'s: `\:` is a ':' inside a part and `\\` a backslash; any other
+/// backslash is kept. A leading Windows drive (`C:\...`, and on Windows also `C:/...`) stays whole.
+fn split_parts(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut parts: Vec<Vec<u8>> = vec![Vec::new()];
     let mut i = 0;
+    let drive_sep = |c: u8| c == b'\\' || (cfg!(windows) && c == b'/');
+    if bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && drive_sep(bytes[2])
+    {
+        parts[0].extend_from_slice(&bytes[..2]);
+        i = 2;
+    }
     while i < bytes.len() {
         match (bytes[i], bytes.get(i + 1)) {
             (b'\\', Some(&c @ (b':' | b'\\'))) => {
@@ -199,21 +142,27 @@ pub fn mount_spec(s: &OsStr) -> Result<MountSpec, String> {
             }
         }
     }
+    parts
+}
+
+/// `HOST[:SANDBOX]` from its parts.
+fn host_and_sandbox(parts: Vec<Vec<u8>>, form: &str) -> Result<MountSpec, String> {
     if parts.len() > 2 {
-        return Err(
-            "more than one unescaped ':'; expected HOST[:SANDBOX] (write a ':' inside a path as \\:)"
-                .into(),
-        );
+        return Err(format!(
+            "more than one unescaped ':'; expected {form} (write a ':' inside a path as \\:)"
+        ));
     }
     let mut parts = parts.into_iter();
     let host = parts.next().expect("one part");
     if host.is_empty() {
-        return Err("the HOST path is empty; expected HOST[:SANDBOX]".into());
+        return Err(format!("the HOST path is empty; expected {form}"));
     }
     let sandbox = match parts.next() {
         None => None,
         Some(p) if p.is_empty() => {
-            return Err("the SANDBOX path after ':' is empty; expected HOST[:SANDBOX]".into())
+            return Err(format!(
+                "the SANDBOX path after ':' is empty; expected {form}"
+            ))
         }
         Some(p) => Some(sandbox_path(&bytes_os(p))?),
     };
@@ -221,6 +170,35 @@ pub fn mount_spec(s: &OsStr) -> Result<MountSpec, String> {
         host: PathBuf::from(bytes_os(host)),
         sandbox,
     })
+}
+
+/// `HOST[:SANDBOX]`, where a ':' inside a path is written `\:` and a backslash before a ':' that
+/// should stay a separator is written `\\`. Any other backslash is kept as it is, and a leading
+/// Windows drive (`C:\data`) is part of HOST.
+pub fn mount_spec(s: &OsStr) -> Result<MountSpec, String> {
+    host_and_sandbox(split_parts(&os_bytes(s)?), "HOST[:SANDBOX]")
+}
+
+/// A `-v` value: `HOST[:SANDBOX][:ro|:rw]`, read-only unless `:rw` is given (Docker's `-v` is
+/// read-write by default; here the safe choice is the default). Paths as in [`mount_spec`].
+pub fn volume_spec(s: &OsStr) -> Result<(MountSpec, bool), String> {
+    let mut parts = split_parts(&os_bytes(s)?);
+    let mut writable = false;
+    if parts.len() >= 2 {
+        match parts.last().map(Vec::as_slice) {
+            Some(b"rw") => writable = true,
+            Some(b"ro") => {}
+            Some(other) if !other.starts_with(b"/") => {
+                return Err(format!(
+                    "unknown mode {:?} after the last ':'; use ro or rw",
+                    String::from_utf8_lossy(other)
+                ))
+            }
+            _ => return host_and_sandbox(parts, "HOST[:SANDBOX][:ro|:rw]").map(|m| (m, false)),
+        }
+        parts.pop();
+    }
+    host_and_sandbox(parts, "HOST[:SANDBOX][:ro|:rw]").map(|m| (m, writable))
 }
 
 #[cfg(unix)]
@@ -258,6 +236,13 @@ mod tests {
         assert_eq!(duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(duration(".5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("1h2m3.5s"), Ok(Duration::from_millis(3_723_500)));
+        assert_eq!(duration("2s500ms"), Ok(Duration::from_millis(2500)));
+        assert_eq!(duration("1h0m"), Ok(Duration::from_secs(3600)));
+        for bad in ["30s1m", "1m1m", "1m30", "0m0s", "1m 30s", "1ms1s"] {
+            assert!(duration(bad).is_err(), "{bad:?} was accepted");
+        }
         for bad in [
             "",
             "abc",
@@ -306,12 +291,40 @@ mod tests {
     }
 
     #[test]
-    fn env_pairs() {
-        assert_eq!(env_pair("A=1"), Ok(("A".into(), "1".into())));
-        assert_eq!(env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
-        assert_eq!(env_pair("A="), Ok(("A".into(), "".into())));
-        assert!(env_pair("A").is_err());
-        assert!(env_pair("=1").is_err());
+    fn env_args() {
+        let set = |k: &str, v: &str| Ok(EnvArg::Set(k.into(), v.into()));
+        assert_eq!(env_arg("A=1"), set("A", "1"));
+        assert_eq!(env_arg("A=b=c"), set("A", "b=c"));
+        assert_eq!(env_arg("A="), set("A", ""));
+        assert_eq!(env_arg("HOME"), Ok(EnvArg::Pass("HOME".into())));
+        assert!(env_arg("").is_err());
+        assert!(env_arg("=1").is_err());
+    }
+
+    fn vol(s: &str) -> Result<(MountSpec, bool), String> {
+        volume_spec(OsStr::new(s))
+    }
+
+    #[test]
+    fn volume_specs_are_read_only_unless_rw() {
+        let m = |h: &str, s: Option<&str>| MountSpec {
+            host: h.into(),
+            sandbox: s.map(PathBuf::from),
+        };
+        assert_eq!(vol("/a:/b"), Ok((m("/a", Some("/b")), false)));
+        assert_eq!(vol("/a:/b:ro"), Ok((m("/a", Some("/b")), false)));
+        assert_eq!(vol("/a:/b:rw"), Ok((m("/a", Some("/b")), true)));
+        assert_eq!(vol("/a"), Ok((m("/a", None), false)));
+        assert_eq!(vol("/a:rw"), Ok((m("/a", None), true)));
+        assert_eq!(
+            vol(r"C:\data:/data:rw"),
+            Ok((m(r"C:\data", Some("/data")), true))
+        );
+        assert_eq!(vol(r"C:\data"), Ok((m(r"C:\data", None), false)));
+        assert_eq!(vol(r"/x\:y:/d"), Ok((m("/x:y", Some("/d")), false)));
+        for bad in ["/a:/b:rx", "/a:/b:rw:ro", ":/b", "/a::rw", "/a:b"] {
+            assert!(vol(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     fn spec(s: &str) -> Result<MountSpec, String> {
@@ -349,6 +362,13 @@ mod tests {
             })
         );
         assert_eq!(spec(r"/a\b").unwrap().host, PathBuf::from(r"/a\b"));
+        assert_eq!(
+            spec(r"C:\data:/data"),
+            Ok(MountSpec {
+                host: r"C:\data".into(),
+                sandbox: Some("/data".into())
+            })
+        );
         for bad in ["", ":/d", "/a:", "/a:b", "/a:/b:/c"] {
             assert!(spec(bad).is_err(), "{bad:?} was accepted");
         }

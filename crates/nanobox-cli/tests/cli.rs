@@ -316,7 +316,7 @@ fn malformed_values_exit_2_naming_the_option_and_nothing_runs() {
         (&["--ro", "/a:/b:/c"], "--ro"),
         (&["--ro", "/tmp:relative"], "--ro"),
         (&["--rw", ""], "--rw"),
-        (&["--env", "NOEQUALS"], "--env"),
+        (&["--env", "=1"], "--env"),
         (&["--workdir", "relative"], "--workdir"),
         (&["--no-such-option"], "--no-such-option"),
     ];
@@ -1167,6 +1167,276 @@ fn pool_limit_sets_a_kernel_pool_s_bound_and_a_bad_one_is_a_usage_error() {
     assert!(stderr(&o).contains("unknown pool"), "{}", stderr(&o));
     let o = run(&["run", "--pool-limit", "ptys", "--", "true"]);
     assert_code(&o, 2);
+}
+
+/// `nanobox run --config FILE ARGS` from the directory `cwd`.
+fn run_in(cwd: &Path, args: &[&str]) -> Output {
+    nanobox()
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .expect("start nanobox")
+}
+
+#[test]
+fn a_config_file_s_mounts_and_environment_reach_the_program() {
+    let dir = TempDir::new("config-run");
+    std::fs::create_dir(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/n.txt"), "42\n").unwrap();
+    std::fs::create_dir(dir.join("out")).unwrap();
+    std::fs::write(
+        dir.join("vars.env"),
+        "# comment\nexport FROM_FILE=file value\n",
+    )
+    .unwrap();
+    let conf = dir.join("nanobox.toml");
+    std::fs::write(
+        &conf,
+        "env_file = \"vars.env\"\nworkdir = \"/data\"\n\n[env]\nMODE = \"fast\"\n\n\
+         [[mount]]\nhost = \"data\"\nsandbox = \"/data\"\n\n\
+         [[mount]]\nhost = \"./out\"\nsandbox = \"/out\"\nmode = \"rw\"\n",
+    )
+    .unwrap();
+    // From another directory: relative paths in the file are the file's directory's.
+    let o = run_in(
+        Path::new("/"),
+        &[
+            "run",
+            "--config",
+            conf.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "cat n.txt; echo \"$MODE|$FROM_FILE|$PWD\"; touch /data/new 2>/dev/null || echo read-only; \
+             echo written > /out/f",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "42\nfast|file value|/data\nread-only\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/f")).unwrap(),
+        "written\n"
+    );
+    assert!(!dir.join("data/new").exists());
+}
+
+#[test]
+fn flags_override_a_config_file_s_values() {
+    let dir = TempDir::new("config-override");
+    for d in ["a", "b", "sub", "ws"] {
+        std::fs::create_dir(dir.join(d)).unwrap();
+    }
+    std::fs::write(dir.join("a/which"), "file mount\n").unwrap();
+    std::fs::write(dir.join("b/which"), "flag mount\n").unwrap();
+    let conf = dir.join("nanobox.toml");
+    std::fs::write(
+        &conf,
+        "hostname = \"filebox\"\nallow_net = [\"example.org\"]\n[env]\nMODE = \"file\"\nKEEP = \"kept\"\n\
+         [limits]\nmemory = \"64M\"\ntimeout = \"1s\"\n[[mount]]\nhost = \"a\"\nsandbox = \"/data\"\n",
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let show =
+        "sleep 1.5; hostname; cat /data/which; echo \"$MODE $KEEP ${HTTPS_PROXY:-no proxy}\"";
+
+    // The file alone: its timeout ends the run.
+    let o = run(&["run", "--json", "--config", c, "--", "sh", "-c", show]);
+    assert_code(&o, 124);
+    assert_eq!(report(&o)["status"], "wall_time_limit");
+
+    // Flags: a longer timeout, another hostname, MODE, a mount at the file mount's path (which
+    // replaces it rather than clashing), and --no-network over the file's allow_net.
+    let b = format!("{}:/data", dir.join("b").display());
+    let o = run(&[
+        "run",
+        "--json",
+        "--config",
+        c,
+        "--timeout",
+        "30s",
+        "--hostname",
+        "flagbox",
+        "--env",
+        "MODE=flag",
+        "--ro",
+        &b,
+        "--no-network",
+        "--",
+        "sh",
+        "-c",
+        show,
+    ]);
+    assert_code(&o, 0);
+    let v = report(&o);
+    assert_eq!(v["status"], "exited");
+    assert_eq!(v["stdout"], "flagbox\nflag mount\nflag kept no proxy\n");
+
+    // The file's memory limit holds unless --memory raises it.
+    let hog = "x = [bytearray(8 << 20) for i in range(24)]";
+    let o = run(&["run", "--json", "--config", c, "--", "python3", "-c", hog]);
+    assert_code(&o, 137);
+    assert_eq!(report(&o)["status"], "memory_limit");
+    let o = run(&[
+        "run", "--json", "--config", c, "--memory", "1G", "--", "python3", "-c", hog,
+    ]);
+    assert_code(&o, 0);
+
+    // A file's preset, its directory from the command line; and --preset replacing the file's.
+    let judge = dir.join("judge.toml");
+    std::fs::write(&judge, "preset = \"judge\"\n").unwrap();
+    let sub = dir.join("sub");
+    let o = run(&[
+        "run",
+        "--config",
+        judge.to_str().unwrap(),
+        "--submission",
+        sub.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "pwd; ls -d /submission",
+    ]);
+    assert_code(&o, 0);
+    assert!(stdout(&o).starts_with("/tmp\n"), "{}", stdout(&o));
+    assert!(stdout(&o).ends_with("/submission\n"), "{}", stdout(&o));
+    std::fs::write(&judge, "preset = \"judge\"\nsubmission = \"sub\"\n").unwrap();
+    let ws = dir.join("ws");
+    let o = run(&[
+        "run",
+        "--config",
+        judge.to_str().unwrap(),
+        "--preset",
+        "agent",
+        "--workspace",
+        ws.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "pwd; ls -d /submission 2>/dev/null || echo none",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "/workspace\nnone\n");
+}
+
+#[test]
+fn an_unknown_key_in_a_config_file_is_exit_2_naming_its_line_and_nothing_runs() {
+    let dir = TempDir::new("config-unknown");
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let conf = dir.join("nanobox.toml");
+    std::fs::write(&conf, "hostname = \"h\"\n[limits]\nmemroy = \"64M\"\n").unwrap();
+    let rw = format!("{}:/out", out.display());
+    let o = run(&[
+        "run",
+        "--config",
+        conf.to_str().unwrap(),
+        "--rw",
+        &rw,
+        "--",
+        "sh",
+        "-c",
+        "echo RAN; touch /out/ran",
+    ]);
+    assert_code(&o, 2);
+    let err = stderr(&o);
+    assert!(err.contains(conf.to_str().unwrap()), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("`memroy`") && err.contains("`memory`"),
+        "{err}"
+    );
+    assert_eq!(stdout(&o), "");
+    assert!(!out.join("ran").exists());
+
+    // A bad value and a missing file are refused the same way.
+    std::fs::write(&conf, "[limits]\n\ntimeout = \"soon\"\n").unwrap();
+    let o = run(&[
+        "run",
+        "--config",
+        conf.to_str().unwrap(),
+        "--",
+        "echo",
+        "RAN",
+    ]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
+    let missing = dir.join("missing.toml");
+    let o = run(&[
+        "run",
+        "--config",
+        missing.to_str().unwrap(),
+        "--",
+        "echo",
+        "RAN",
+    ]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("cannot read it"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+}
+#[test]
+fn pool_limit_flags_add_to_a_config_file_s_pools_and_win_for_the_same_pool() {
+    let dir = TempDir::new("config-pools");
+    let conf = dir.join("nanobox.toml");
+    std::fs::write(
+        &conf,
+        "[limits]\npools = { inotify_instances = 3, ptys = 7 }\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "run",
+        "--config",
+        conf.to_str().unwrap(),
+        "--pool-limit",
+        "ptys=5",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/sys/user/max_inotify_instances; grep -o 'max=[0-9]*' /proc/mounts",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "3\nmax=5\n");
+}
+
+/// The TOML block after `<!-- config-example -->` in docs/API.md.
+fn api_md_config_example() -> String {
+    let api = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md"))
+        .expect("docs/API.md");
+    let after = api
+        .split_once("<!-- config-example -->")
+        .expect("the marker in docs/API.md")
+        .1;
+    let body = after.split_once("```toml\n").expect("a toml block").1;
+    body.split_once("```")
+        .expect("the block's end")
+        .0
+        .to_string()
+}
+
+#[test]
+fn the_config_example_of_api_md_runs_as_documented() {
+    let dir = TempDir::new("config-doc");
+    std::fs::create_dir(dir.join("submission")).unwrap();
+    std::fs::write(dir.join("submission/main.sh"), "read n; echo $((n * 2))\n").unwrap();
+    std::fs::create_dir(dir.join("tests")).unwrap();
+    std::fs::write(dir.join("tests/1.in"), "21\n").unwrap();
+    std::fs::write(dir.join("judge.env"), "LANG=C.UTF-8\nJUDGE=1\n").unwrap();
+    std::fs::write(dir.join("nanobox.toml"), api_md_config_example()).unwrap();
+    let o = run_in(
+        dir.path(),
+        &[
+            "run",
+            "--json",
+            "--config",
+            "nanobox.toml",
+            "--",
+            "sh",
+            "-c",
+            "sh /submission/main.sh < /tests/1.in; echo \"$PWD $MODE $JUDGE\"; hostname",
+        ],
+    );
+    assert_code(&o, 0);
+    let v = report(&o);
+    assert_eq!(v["stdout"], "42\n/tmp fast 1\njudge\n");
 }
 
 // --- SIGINT and SIGTERM to the command while a run is in progress ---

@@ -6,15 +6,14 @@
 //! (the program then runs as uid 65534) and as uid 65534 itself (the program keeps that uid), and
 //! plays the attacker against what the degraded mode still promises.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
+use common::{assert_code, assert_short_error, text, Who};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_nanobox");
 
 const LAUNCHER: &str = r#"
 #include <errno.h>
@@ -51,79 +50,34 @@ int main(int argc, char **argv) {
 }
 "#;
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
 /// A directory under /tmp that uid 65534 can use, removed on drop.
-struct TempDir(PathBuf);
+struct TempDir(common::TempDir);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "nanobox-degraded-{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        std::fs::set_permissions(&p, PermissionsExt::from_mode(0o777)).unwrap();
-        TempDir(p)
+        TempDir(common::TempDir::new("degraded", tag))
     }
     fn join(&self, rel: &str) -> PathBuf {
         self.0.join(rel)
     }
     fn str(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.str()
     }
 }
 
 /// The launcher and a copy of nanobox, both executable by uid 65534.
-fn tools() -> &'static (PathBuf, PathBuf) {
-    static TOOLS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    TOOLS.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("nanobox-degraded-tools-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o755)).unwrap();
-        let src = dir.join("launcher.c");
-        std::fs::write(&src, LAUNCHER).unwrap();
-        let launcher = dir.join("launcher");
-        let cc = Command::new("cc")
-            .arg("-O")
-            .arg("-o")
-            .arg(&launcher)
-            .arg(&src)
-            .output()
-            .expect("the system C compiler (cc) is needed: apt-get install gcc");
-        assert!(
-            cc.status.success(),
-            "{}",
-            String::from_utf8_lossy(&cc.stderr)
-        );
-        let nb = dir.join("nanobox");
-        std::fs::copy(BIN, &nb).unwrap();
-        std::fs::set_permissions(&nb, PermissionsExt::from_mode(0o755)).unwrap();
-        (launcher, nb)
-    })
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Who {
-    Root,
-    User,
+fn tools() -> (PathBuf, &'static Path) {
+    (
+        common::compile("degraded-launcher", LAUNCHER),
+        common::nanobox_copy(),
+    )
 }
 
 /// `nanobox ARGS` on a host without user namespaces, started by `who`.
 fn nanobox(who: Who, args: &[&str]) -> Command {
     let (launcher, nb) = tools();
     let mut c = match who {
-        Who::Root => Command::new(launcher),
+        Who::Root => Command::new(&launcher),
         Who::User => {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -139,26 +93,8 @@ fn run(who: Who, args: &[&str]) -> Output {
     nanobox(who, args).output().unwrap()
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn assert_code(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-}
-
 fn both(f: impl Fn(Who)) {
-    if !Path::new("/sys/kernel/security/landlock").exists()
-        && std::fs::read_to_string("/sys/kernel/security/lsm")
-            .is_ok_and(|l| !l.contains("landlock"))
-    {
+    if !common::landlock_enabled() {
         // The degraded mode refuses to run without Landlock; the refusal is tested below.
         eprintln!("skipped: Landlock is not enabled on this kernel");
         return;
@@ -172,6 +108,7 @@ fn without_the_opt_in_nothing_runs_and_the_cause_is_named() {
     for who in [Who::Root, Who::User] {
         let o = run(who, &["run", "--", "echo", "RAN"]);
         assert_code(&o, 125);
+        assert_short_error(&o, &format!("{who:?}"));
         assert!(!text(&o.stdout).contains("RAN"));
         let err = text(&o.stderr);
         // The launcher's filter refuses the namespaces; a host that refuses them itself as well
@@ -183,8 +120,11 @@ fn without_the_opt_in_nothing_runs_and_the_cause_is_named() {
         } else {
             "seccomp"
         };
+        // Refused at build(), naming the opt-in that would run the degraded mode.
         assert!(
-            err.contains("user namespaces") && err.contains(cause),
+            err.contains("user namespaces")
+                && err.contains(cause)
+                && err.contains("--allow-degraded"),
             "{err}"
         );
     }

@@ -11,12 +11,14 @@
 //! missing piece and the fix named, nothing ran) and, with the opt-in, the weaker run that says
 //! what is weaker.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use common::{assert_code, assert_short_error, check, said, text, BIN};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nanobox");
 const NOBODY: u32 = 65534;
 
 /// Fail unless the VM tier started this test in `shape`.
@@ -49,22 +51,6 @@ fn nanobox(uid: Option<u32>, args: &[&str]) -> Output {
         .expect("start nanobox")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn assert_code(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-}
-
 /// `nanobox doctor --json`: its exit status (0 ready, 1 not) and the check named `name`.
 fn doctor(uid: Option<u32>) -> (i32, Value) {
     let o = nanobox(uid, &["doctor", "--json"]);
@@ -76,25 +62,6 @@ fn doctor(uid: Option<u32>) -> (i32, Value) {
         "doctor's exit status follows ready"
     );
     (o.status.code().unwrap(), v)
-}
-
-#[track_caller]
-fn check<'a>(doctor: &'a Value, name: &str) -> &'a Value {
-    doctor["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"].as_str().is_some_and(|n| n.starts_with(name)))
-        .unwrap_or_else(|| panic!("no doctor check {name:?} in {doctor:#}"))
-}
-
-/// The check's detail and fix as one string.
-fn said(c: &Value) -> String {
-    format!(
-        "{} fix: {}",
-        c["detail"].as_str().unwrap_or(""),
-        c["fix"].as_str().unwrap_or("")
-    )
 }
 
 /// `nanobox run [extra] -- /bin/sh -c 'touch MARKER'` with MARKER mounted read-write: whether it
@@ -116,12 +83,13 @@ fn run_touch(uid: Option<u32>, extra: &[&str], tag: &str) -> (Output, bool) {
     (o, ran)
 }
 
-/// The refusal every shape without full isolation gives by default: exit 125, nothing ran, and
-/// stderr names each of `needles`.
+/// The refusal every shape without full isolation gives by default (at `build()`): exit 125,
+/// nothing ran, and stderr names each of `needles`.
 #[track_caller]
 fn assert_refused(uid: Option<u32>, tag: &str, needles: &[&str]) {
     let (o, ran) = run_touch(uid, &[], tag);
     assert_code(&o, 125);
+    assert_short_error(&o, tag);
     assert!(!ran, "the program ran although the sandbox was refused");
     let err = text(&o.stderr);
     for n in needles {
@@ -303,6 +271,16 @@ mod no_userns {
             assert!(ns.contains("user namespace"), "{ns}");
             let idmap = said(check(&d, "idmapped mounts"));
             assert!(!idmap.contains("5.12"), "an upgrade suggested: {idmap}");
+            // A host sysctl, not a container: no container flag is suggested.
+            let c = check(&d, "container restrictions");
+            assert_eq!(c["status"], "available", "{c:#}");
+            let c = said(c);
+            assert!(c.contains("refused by the host, not by a container"), "{c}");
+            let p = said(check(&d, "a new /proc in the sandbox's namespaces"));
+            assert!(
+                p.contains("not tested") && !p.contains("--security-opt"),
+                "{p}"
+            );
         }
     }
 
@@ -317,6 +295,7 @@ mod no_userns {
                 &[
                     "user.max_user_namespaces is 0",
                     "sysctl -w user.max_user_namespaces=",
+                    "--allow-degraded",
                 ],
             );
         }

@@ -96,7 +96,7 @@ pub enum Error {
         fix: String,
     },
     /// The host lacks an isolation feature a run needs; nothing was run.
-    #[error("this host cannot provide {missing}: {cause}. To fix: {fix}")]
+    #[error("this host cannot provide {missing}: {cause}\nfix: {fix}")]
     HostUnsupported {
         /// The missing feature.
         missing: &'static str,
@@ -130,6 +130,20 @@ pub enum Error {
         /// The error from execve.
         #[source]
         source: io::Error,
+    },
+    /// A config file (or config text) is malformed: an unknown key, a value of the wrong type
+    /// or form, a missing file; nothing was built. The message names the file, the line and
+    /// column, and for an unknown key the keys allowed there.
+    #[error("{}", config_message(path, *line, *column, reason))]
+    Config {
+        /// The file (empty for text given with [`crate::SandboxBuilder::from_config_str`]).
+        path: PathBuf,
+        /// The line the problem is on (from 1), where it has one.
+        line: Option<usize>,
+        /// The column on that line (from 1, in characters), where known.
+        column: Option<usize>,
+        /// What is wrong, and what is allowed.
+        reason: String,
     },
     /// An I/O error in the calling process.
     #[error("{context}: {source}")]
@@ -172,6 +186,7 @@ impl Error {
             Error::ProgramNotExecutable { .. } => {
                 ("ProgramNotExecutable", "program_not_executable")
             }
+            Error::Config { .. } => ("Config", "config"),
             Error::Io { .. } => ("Io", "io"),
         }
     }
@@ -182,6 +197,29 @@ impl Error {
             source,
         }
     }
+}
+
+/// `config file PATH, line L, column C: REASON`, leaving out what is unknown.
+fn config_message(
+    path: &std::path::Path,
+    line: Option<usize>,
+    column: Option<usize>,
+    reason: &str,
+) -> String {
+    let mut s = if path.as_os_str().is_empty() {
+        "config text".to_string()
+    } else {
+        format!("config file {}", path.display())
+    };
+    if let Some(l) = line {
+        s.push_str(&format!(", line {l}"));
+        if let Some(c) = column {
+            s.push_str(&format!(", column {c}"));
+        }
+    }
+    s.push_str(": ");
+    s.push_str(reason);
+    s
 }
 
 /// The kind and the message (the message already carries any underlying error): what a user

@@ -28,6 +28,7 @@
 //!   [`Sandbox::data_analysis`] start one with a use's defaults.
 //! - [`Command`] and [`Child`]: one run, shaped like `std::process`; [`RunResult`] and
 //!   [`Outcome`]: what it produced and why it ended.
+//! - [`Sandbox::from_config`]: the same options from a TOML policy file ([`Config`]).
 //! - [`Sandbox::probe`]: what this host supports (the CLI's `nanobox doctor`).
 //! - [`Error`]: what went wrong, with the fix in its message.
 //!
@@ -39,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod apparmor;
+mod config;
 mod error;
 mod policy;
 mod presets;
@@ -46,6 +48,7 @@ mod probe;
 pub mod proxy;
 mod result;
 mod sandbox;
+mod units;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -58,6 +61,7 @@ mod unsupported;
 use unsupported as backend;
 
 pub use apparmor::AppArmorProfile;
+pub use config::{Config, ConfigLimits, ConfigMount, Preset};
 pub use error::{Error, Result};
 pub use policy::{
     KernelPool, Mount, Network, NetworkAllowlist, Permission, SandboxBuilder, SeccompPolicy, Stdin,
@@ -68,6 +72,7 @@ pub use probe::{Check, CheckStatus, Probe};
 pub use proxy::{NetworkEvent, NetworkLog};
 pub use result::{Enforcement, Outcome, RunResult};
 pub use sandbox::{Child, ChildStderr, ChildStdout, Command, Sandbox};
+pub use units::{parse_duration, parse_env_file, parse_size};
 
 /// One kibibyte (1024 bytes).
 pub const KB: u64 = 1024;

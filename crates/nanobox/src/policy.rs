@@ -159,7 +159,7 @@ impl SeccompPolicy {
 ///
 /// The default bound is an eighth of what the host allows the caller's user: up to eight
 /// sandboxes of one caller can hold their whole share at once and the caller keeps the rest.
-/// docs/platform-linux.md ("Shared kernel pools") lists every pool, how each is bounded, and
+/// [platform-linux.md, "Shared kernel pools"](https://github.com/nanobox-sandbox/nanobox/blob/main/docs/platform-linux.md#shared-kernel-pools) lists every pool, how each is bounded, and
 /// what cannot be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -571,13 +571,15 @@ impl SandboxBuilder {
     }
 
     /// Where the host refuses user namespaces (a container's seccomp profile,
-    /// `user.max_user_namespaces=0`, AppArmor), run anyway with Landlock + seccomp alone instead
-    /// of failing. Weaker, and said so: every result lists what is missing in
+    /// `user.max_user_namespaces=0`, AppArmor), or a new /proc in them (a container's masked
+    /// /proc, a filter that refuses `mount`), run anyway with Landlock + seccomp alone instead
+    /// of failing at `build()`. A read-only /proc is refused all the same. Weaker, and said so: every result lists what is missing in
     /// [`crate::RunResult::degraded`]. Needs Landlock ABI 6 (Linux 6.12); mounts must keep their
     /// host path; the hostname cannot be set. On a kernel without Landlock (but with user
     /// namespaces) it lets runs go ahead with the namespaces alone, and `degraded` says "no
     /// Landlock layer". On a host with both this changes nothing.
-    /// See docs/platform-linux.md, "Degraded mode" and "The Landlock layer".
+    /// See [platform-linux.md](https://github.com/nanobox-sandbox/nanobox/blob/main/docs/platform-linux.md),
+    /// "Degraded mode", "Inside containers" and "The Landlock layer".
     pub fn allow_degraded_isolation(mut self) -> Self {
         self.allow_degraded_isolation = true;
         self

@@ -1,6 +1,6 @@
 //! Presets: builders with the values a common use wants, each adjustable further.
 //!
-//! The values and the reason for each are in docs/API.md, "Presets". A preset is only a starting
+//! The values and the reason for each are in [API.md, "Presets"](https://github.com/nanobox-sandbox/nanobox/blob/main/docs/API.md#presets). A preset is only a starting
 //! point: every builder method still applies after it, and a later call wins.
 
 use std::path::Path;

@@ -27,6 +27,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every name [`Outcome::status`] can return.
+    pub const STATUSES: &'static [&'static str] = &[
+        "exited",
+        "signaled",
+        "wall_time_limit",
+        "output_limit",
+        "memory_limit",
+        "cpu_time_limit",
+    ];
+
     /// True for `Exited(0)`.
     pub fn success(&self) -> bool {
         matches!(self, Outcome::Exited(0))
@@ -235,6 +245,31 @@ impl Serialize for RunResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_lists_every_outcome_s_name() {
+        // The match is exhaustive: a new variant does not compile until it is listed here.
+        let every = |o: Outcome| match o {
+            Outcome::Exited(_)
+            | Outcome::Signaled(_)
+            | Outcome::WallTimeLimit
+            | Outcome::OutputLimit
+            | Outcome::MemoryLimit
+            | Outcome::CpuTimeLimit => o.status(),
+        };
+        let names: Vec<&str> = [
+            Outcome::Exited(0),
+            Outcome::Signaled(9),
+            Outcome::WallTimeLimit,
+            Outcome::OutputLimit,
+            Outcome::MemoryLimit,
+            Outcome::CpuTimeLimit,
+        ]
+        .into_iter()
+        .map(every)
+        .collect();
+        assert_eq!(names, Outcome::STATUSES);
+    }
 
     #[test]
     fn json_report_has_contract_fields() {

@@ -2,7 +2,9 @@
 //!
 //! Only with [`crate::SandboxBuilder::allow_degraded_isolation`], and only when the host refuses
 //! user namespaces (a container's seccomp profile, `user.max_user_namespaces=0`, AppArmor's
-//! userns restriction). Without the opt-in such a host gets an error that names the setting.
+//! userns restriction) or a new /proc in them (a container's masked /proc, a filter that refuses
+//! mount); [`super::container`] tells which. Without the opt-in such a host gets an error that
+//! names the setting.
 //!
 //! What still holds: the program's view of the filesystem is confined by Landlock to the system
 //! directories, /etc and /dev's basic nodes (read-only), the user's mounts (as mounted), and a
@@ -57,27 +59,6 @@ pub(crate) const EXTRA_DENIED: &[&str] = &[
     "process_mrelease",
 ];
 
-/// Whether a user namespace can be created here; the error names the setting that refuses it.
-pub(crate) fn userns_available() -> Result<()> {
-    let mask = super::userns::block_all_signals();
-    // SAFETY: the child only calls _exit, which is async-signal-safe.
-    let cloned = unsafe { super::userns::clone_pidfd(libc::CLONE_NEWUSER as u64, None) };
-    if let Ok((0, _)) = cloned {
-        // SAFETY: child side: end at once.
-        unsafe { libc::_exit(0) };
-    }
-    super::userns::restore_signals(&mask);
-    match cloned {
-        Ok((_, Some(pidfd))) => {
-            let _ = super::userns::wait_pidfd(&pidfd);
-            // Created, but without capabilities inside under AppArmor's restriction.
-            super::apparmor::restricted_here().map_or(Ok(()), Err)
-        }
-        Ok((_, None)) => Ok(()),
-        Err(e) => Err(super::userns::diagnose_clone_error(e)),
-    }
-}
-
 /// What a degraded sandbox keeps from its build.
 #[derive(Debug)]
 pub(crate) struct Degraded {
@@ -90,13 +71,21 @@ pub(crate) struct Degraded {
 }
 
 /// Check that `policy` can be honoured without namespaces, and prepare the layer.
-pub(crate) fn prepare(policy: &Policy, why: &Error, system_dirs: &[String]) -> Result<Degraded> {
+/// `lost` is what full isolation lacks here and why ("user namespaces unavailable (CAUSE)"), the
+/// first note of every result; `missing` names it in the refusal when the degraded mode cannot
+/// run either.
+pub(crate) fn prepare(
+    policy: &Policy,
+    lost: &str,
+    missing: &'static str,
+    system_dirs: &[String],
+) -> Result<Degraded> {
     let abi = super::landlock::kernel_abi();
     if abi < NEEDED_ABI {
         return Err(Error::HostUnsupported {
-            missing: "user namespaces, and Landlock ABI 6 for the degraded mode",
+            missing,
             cause: format!(
-                "{why}; the degraded mode needs Landlock ABI {NEEDED_ABI} (Linux 6.12) to keep \
+                "{lost}; the degraded mode needs Landlock ABI {NEEDED_ABI} (Linux 6.12) to keep \
                  signals inside the sandbox, and this kernel has {}",
                 if abi == 0 {
                     "no Landlock".to_string()
@@ -104,8 +93,10 @@ pub(crate) fn prepare(policy: &Policy, why: &Error, system_dirs: &[String]) -> R
                     format!("ABI {abi}")
                 }
             ),
-            fix: "enable user namespaces (see the cause), or use Linux 6.12+ with Landlock enabled"
-                .into(),
+            fix: format!(
+                "give the sandbox {missing} (see the cause), or use Linux 6.12+ with Landlock \
+                 enabled"
+            ),
         });
     }
     for m in &policy.mounts {
@@ -154,7 +145,7 @@ pub(crate) fn prepare(policy: &Policy, why: &Error, system_dirs: &[String]) -> R
     let layer = Layer::for_host_paths(&rules, true)?;
     let root_caller = rustix::process::geteuid().is_root();
     let mut notes = vec![
-        format!("user namespaces unavailable ({why}): Landlock + seccomp only"),
+        format!("{lost}: Landlock + seccomp only"),
         "no pid namespace: host pids are visible to kill/ptrace checks (Landlock scopes and \
          seccomp stop both); /proc is not readable; setpriority, sched_setaffinity, \
          sched_setscheduler, ioprio_set and prlimit work on the program itself (pid 0) only, \

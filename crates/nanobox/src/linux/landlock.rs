@@ -71,13 +71,9 @@ pub(crate) fn missing_error() -> Error {
     };
     Error::HostUnsupported {
         missing: "Landlock (the second filesystem layer of every run)",
-        cause: format!(
-            "{lsms}; every run enforces a Landlock ruleset beside its mount namespace, and \
-             without one the namespaces would stand alone"
-        ),
-        fix: "enable Landlock (Linux 5.13+ with CONFIG_SECURITY_LANDLOCK; add landlock to the \
-              lsm= boot parameter, e.g. lsm=landlock,lockdown,yama,apparmor,bpf), or accept the \
-              namespaces alone with allow_degraded_isolation() (CLI: --allow-degraded)"
+        cause: lsms,
+        fix: "add landlock to the lsm= boot parameter (Linux 5.13+), or allow the namespaces \
+              alone with allow_degraded_isolation() (CLI: --allow-degraded-isolation)"
             .into(),
     }
 }

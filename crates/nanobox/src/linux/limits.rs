@@ -49,21 +49,27 @@ fn mechanism_name(m: Mechanism) -> &'static str {
 /// cgroup means a read-only or foreign cgroup mount (a container's).
 pub(crate) fn no_cgroup_fix(root: bool) -> &'static str {
     if root {
-        "give this process a writable cgroup: mount cgroup2 read-write at /sys/fs/cgroup (in a \
-         container: a private cgroup namespace with a writable cgroup mount, e.g. docker run \
-         --cgroupns=private with the cgroup delegated), or accept per-process rlimits with \
-         allow_degraded_limits() (CLI: --allow-degraded)"
+        "give this process a writable cgroup (cgroup2 mounted read-write; in a container a \
+         private cgroup namespace), or allow per-process rlimits with allow_degraded_limits() \
+         (CLI: --allow-degraded-limits); `nanobox doctor` explains"
     } else {
-        "run as root, or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes), \
-         or accept per-process rlimits with allow_degraded_limits() (CLI: --allow-degraded)"
+        "run as root or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes), or \
+         allow per-process rlimits with allow_degraded_limits() (CLI: --allow-degraded-limits); \
+         `nanobox doctor` explains"
     }
 }
 
-fn refuse(what: &'static str, reason: &str) -> Error {
+/// A limit the host's cgroups cannot enforce: the short form (what, why, one fix); `nanobox
+/// doctor` prints the decision's whole reasoning.
+fn refuse(what: &'static str, controller: &str) -> Error {
+    let euid = rustix::process::geteuid();
     Error::HostUnsupported {
         missing: what,
-        cause: reason.to_string(),
-        fix: no_cgroup_fix(rustix::process::geteuid().is_root()).into(),
+        cause: format!(
+            "uid {} may write no cgroup that {controller}",
+            euid.as_raw()
+        ),
+        fix: no_cgroup_fix(euid.is_root()).into(),
     }
 }
 
@@ -94,7 +100,7 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
         match d.mechanism {
             Mechanism::V2 | Mechanism::V1 => Ok(Some(mechanism_name(d.mechanism))),
             Mechanism::Rlimit if degraded => Ok(None),
-            Mechanism::Rlimit => Err(refuse(missing, &d.reason)),
+            Mechanism::Rlimit => Err(refuse(missing, &format!("has the {} controller", c.name()))),
         }
     };
     let mut note =
@@ -186,7 +192,7 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
             CpuAccounting::None => {
                 return Err(refuse(
                     "a cgroup that accounts the sandbox's CPU time",
-                    &h.cpu_accounting_reason,
+                    "accounts CPU time (cgroup v2, or v1 cpuacct)",
                 ))
             }
         }

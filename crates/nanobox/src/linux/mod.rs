@@ -3,11 +3,13 @@
 //! One file per concern: [`plan`] (what the root looks like), [`sys`] (the setup syscalls),
 //! [`child`] (the code between clone and exec), [`userns`] (ids and the clone), [`process`] (the
 //! running sandbox seen from the caller), [`probe`] (what the host supports), [`apparmor`]
-//! (Ubuntu's restriction of unprivileged user namespaces, told apart from other failures).
+//! (Ubuntu's restriction of unprivileged user namespaces, told apart from other failures),
+//! [`container`] (what a container runtime refuses: namespaces, a new /proc).
 
 mod apparmor;
 mod cgroup;
 mod child;
+mod container;
 mod degraded;
 mod landlock;
 mod limits;
@@ -76,10 +78,13 @@ impl std::fmt::Debug for Prepared {
 }
 
 pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
-    if policy.allow_degraded_isolation {
-        if let Err(why) = degraded::userns_available() {
-            return prepare_degraded(policy, why);
-        }
+    // Full isolation needs a user namespace with capabilities in it and a new /proc in the
+    // sandbox's namespaces; without either, the degraded mode stands in only with the opt-in.
+    if let Err(blocked) = container::check() {
+        return match (&blocked.lost, policy.allow_degraded_isolation) {
+            (Some(lost), true) => prepare_degraded(policy, lost, blocked.missing),
+            _ => Err(blocked.error),
+        };
     }
     let root = rustix::process::geteuid().is_root();
     // Root prepares idmapped trees in the parent (only the initial user namespace may idmap);
@@ -333,10 +338,11 @@ fn env_strings(policy: &Policy) -> Result<(Vec<CString>, Vec<Vec<u8>>)> {
     Ok((env, path_dirs))
 }
 
-/// A sandbox for a host without user namespaces, with the caller's explicit consent.
-fn prepare_degraded(policy: &Policy, why: Error) -> Result<Prepared> {
+/// A sandbox for a host without user namespaces or without a new /proc for them, with the
+/// caller's explicit consent; `lost` says what is missing and why.
+fn prepare_degraded(policy: &Policy, lost: &str, missing: &'static str) -> Result<Prepared> {
     let layout = plan::HostLayout::read(false);
-    let deg = degraded::prepare(policy, &why, &layout.dirs)?;
+    let deg = degraded::prepare(policy, lost, missing, &layout.dirs)?;
     let filters =
         seccomp::filters(&degraded::seccomp_policy(&policy.seccomp), None).map_err(|reason| {
             Error::InvalidOption {

@@ -14,6 +14,14 @@ use crate::policy::{Mount, Permission, Policy};
 /// It only has to exist on the host; the host's /tmp itself stays reachable as /oldroot/tmp.
 const BASE: &str = "/tmp";
 
+/// The flags of the sandbox's own /proc mount; [`super::container`]'s probe mounts a proc with the
+/// same flags and data, so that what it finds possible is what a run does.
+pub(crate) const PROC_FLAGS: MountFlags = MountFlags::NOSUID
+    .union(MountFlags::NODEV)
+    .union(MountFlags::NOEXEC);
+/// The data of the sandbox's own /proc mount: the program sees only the processes it may trace.
+pub(crate) const PROC_DATA: &std::ffi::CStr = c"hidepid=2";
+
 /// Device nodes bound from the host's /dev.
 pub(crate) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -571,8 +579,8 @@ pub(crate) fn build(
     ops.push(Op::Fs {
         fstype: cs("proc"),
         target: cs("/newroot/proc"),
-        flags: nosuid_nodev | MountFlags::NOEXEC,
-        data: cs("hidepid=2"),
+        flags: PROC_FLAGS,
+        data: PROC_DATA.to_owned(),
     });
     for (name, value) in &pools.userns {
         ops.push(Op::Write {

@@ -161,6 +161,13 @@ pub(crate) fn probe() -> Probe {
         false,
         fix,
     ));
+    let [restrictions, new_proc] = super::container::doctor();
+    for (name, (ok, detail, fix)) in [
+        ("container restrictions", restrictions),
+        ("a new /proc in the sandbox's namespaces", new_proc),
+    ] {
+        checks.push(check(name, ok, detail, true, true, fix));
+    }
     let newmount = syscall_exists(libc::SYS_open_tree)
         && syscall_exists(libc::SYS_move_mount)
         && syscall_exists(libc::SYS_mount_setattr)
@@ -367,7 +374,7 @@ pub(crate) fn probe() -> Probe {
         } else {
             format!(
                 "unavailable{}: runs are refused, since the namespaces would stand alone; with \
-                 the opt-in --allow-degraded (allow_degraded_isolation) they run without this \
+                 the opt-in --allow-degraded-isolation (allow_degraded_isolation) they run without this \
                  layer and every result says so; the degraded mode (no user namespaces) is not \
                  possible",
                 super::landlock::active_lsms()

@@ -194,6 +194,22 @@ pub(crate) fn diagnose_clone_error(e: io::Error) -> Error {
             .map(|s| s.trim().to_string())
     };
     let errno = e.raw_os_error().unwrap_or(0);
+    // A seccomp filter (a container's profile) answers EPERM, or ENOSYS for clone3 and clone
+    // alike; a sysctl that refuses namespaces outranks it as the cause.
+    let filtered =
+        super::container::Status::parse(&read("/proc/thread-self/status").unwrap_or_default())
+            .seccomp
+            == Some(2);
+    // The same rule as the container classifier's (Debian's switch spares root).
+    let sysctl = super::container::refusing_sysctl().is_some();
+    if filtered && !sysctl && (errno == libc::EPERM || errno == libc::ENOSYS) {
+        let case = super::container::Case::SeccompRefusesNamespaces(errno);
+        return Error::HostUnsupported {
+            missing: case.missing(),
+            cause: case.cause(&super::container::observe()),
+            fix: case.fix(),
+        };
+    }
     if errno == libc::ENOSYS {
         return Error::HostUnsupported {
             missing: "clone3 (Linux 5.3 or newer)",
@@ -214,10 +230,12 @@ pub(crate) fn diagnose_clone_error(e: io::Error) -> Error {
         fix = "sysctl -w kernel.unprivileged_userns_clone=1".into();
     } else if errno == libc::EPERM {
         cause.push_str(
-            "; the process may be in a chroot, or a container's seccomp profile refuses namespaces",
+            "; the process may be in a chroot, or an LSM or a container's policy refuses \
+             namespaces",
         );
         fix = "run nanobox outside the chroot, or allow clone/unshare with CLONE_NEWUSER in the \
-               container's seccomp profile (e.g. docker --security-opt seccomp=unconfined)"
+               container's policy (Docker, Podman: --security-opt seccomp=PROFILE.json with a \
+               profile that allows them)"
             .into();
     } else if errno == libc::ENOSPC || errno == libc::EUSERS {
         cause.push_str("; the per-user namespace limit is reached");

@@ -142,7 +142,7 @@ struct Pattern {
     port: Option<u16>,
 }
 
-/// A parsed list of network allowlist patterns (see `docs/API.md`, "Network allowlist").
+/// A parsed list of network allowlist patterns (see [API.md, "Network allowlist"](https://github.com/nanobox-sandbox/nanobox/blob/main/docs/API.md#network-allowlist)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList {
     patterns: Vec<Pattern>,

@@ -253,8 +253,8 @@ impl Host {
                         controller: c,
                         mechanism: Mechanism::Rlimit,
                         reason: format!(
-                            "no writable cgroup for {}: v2: {v2_why}; v1: {v1_why}. Falling \
-                             back to {}",
+                            "no writable cgroup for {}: v2: {v2_why}; v1: {v1_why}. With \
+                             allow_degraded_limits() (only then): {}",
                             c.name(),
                             match c {
                                 Controller::Memory => {
