@@ -1,6 +1,7 @@
 """Type stubs of nanobox._nanobox, the Rust extension (PyO3) that the nanobox package re-exports."""
 
 import os
+import signal
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address
@@ -298,6 +299,10 @@ class Child:
     def try_wait(self) -> Optional[Outcome]: ...
     def poll(self) -> Optional[Outcome]: ...
     def kill(self) -> None: ...
+    def signal(self, sig: Union[int, signal.Signals]) -> None:
+        """Send `sig` to the program; nothing once it has ended (InvalidOptionError for 0 or > SIGRTMAX)."""
+    def stop(self, grace: _Seconds = 2.0) -> Outcome:
+        """SIGTERM, up to `grace` for the program to end, then kill; the Outcome as wait()."""
     def wait_with_output(self) -> RunResult:
         """Wait, and return the output not already taken by iteration."""
     def __iter__(self) -> Iterator[tuple[_Stream, bytes]]: ...

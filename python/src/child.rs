@@ -22,6 +22,13 @@ use crate::result::{Outcome, RunResult};
 
 const STREAMS: [&str; 2] = ["stdout", "stderr"];
 
+/// `Child.stop()`'s grace period when none is given.
+const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+/// SIGTERM and SIGRTMAX on Linux, where the wheel runs (the library checks the numbers itself
+/// while the Child is not consumed).
+const SIGTERM: i32 = 15;
+const LAST_SIGNAL: i32 = 64;
+
 type Chunk = (usize, Vec<u8>);
 
 /// A program started with `Sandbox.spawn()`.
@@ -196,6 +203,68 @@ impl Child {
             Some(Err(e)) => Err(to_py(py, e)),
             _ => Ok(()),
         }
+    }
+
+    /// Send signal `sig` (an int or a `signal.Signals`) to the program: the process that runs
+    /// it, not the sandbox's init nor the processes the program started. A signal that kills it
+    /// ends the run as any end of the program does. Does nothing once the program has ended
+    /// (also after `wait_with_output()`). `InvalidOptionError` for 0 or a number past the last
+    /// signal (SIGRTMAX).
+    fn signal(&self, py: Python<'_>, sig: &Bound<'_, PyAny>) -> PyResult<()> {
+        if sig.is_instance_of::<pyo3::types::PyBool>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "sig: expected an int or a signal.Signals, not a bool",
+            ));
+        }
+        let sig: i64 = sig.extract().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err("sig: expected an int or a signal.Signals")
+        })?;
+        // Out of i32's range is out of the signals' range too: the library refuses it.
+        let sig = i32::try_from(sig).unwrap_or(0);
+        let r = py.detach(|| lock(&self.child).as_mut().map(|c| c.signal(sig)));
+        match r {
+            Some(Err(e)) => Err(to_py(py, e)),
+            // Consumed: the program has ended; but a bad number is still refused.
+            None if !(1..=LAST_SIGNAL).contains(&sig) => Err(to_py(
+                py,
+                nanobox::Error::InvalidOption {
+                    option: "signal",
+                    reason: format!("{sig} is not a signal number (1 to {LAST_SIGNAL})"),
+                },
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// End the run gracefully: SIGTERM to the program, up to `grace` (seconds or a
+    /// `timedelta`; 0 kills at once) for it to end, then kill everything in the sandbox. Returns
+    /// the `Outcome` as `wait()` does: the program's own if it ended in time (e.g. exited 0 for a
+    /// program that handles SIGTERM and exits, signaled 15 for one that SIGTERM killed), signaled
+    /// 9 when it had to be killed. Every process of the sandbox is gone when it returns. The GIL
+    /// is released while waiting; `kill()` from another thread and Ctrl-C get through.
+    #[pyo3(signature = (grace = None))]
+    fn stop(&self, py: Python<'_>, grace: Option<&Bound<'_, PyAny>>) -> PyResult<Outcome> {
+        let grace = match grace {
+            Some(g) if !g.is_none() => convert::duration(g, "grace")?,
+            _ => DEFAULT_GRACE,
+        };
+        let asked = if grace.is_zero() {
+            None
+        } else {
+            let r = py.detach(|| lock(&self.child).as_mut().map(|c| c.signal(SIGTERM)));
+            match r {
+                None => return Err(consumed()),
+                Some(r) => Some(r),
+            }
+        };
+        if matches!(asked, Some(Ok(()))) {
+            if let Some(o) = self.wait_until(py, Instant::now().checked_add(grace))? {
+                return Ok(o);
+            }
+        }
+        self.kill(py)?;
+        self.wait_until(py, None)?
+            .ok_or_else(|| PyRuntimeError::new_err("the sandbox did not end after a kill"))
     }
 
     /// Wait for the program to end and return a `RunResult` whose stdout and stderr hold the

@@ -80,3 +80,28 @@ def test_a_signal_ends_the_command_and_its_sandbox(sig, tmp_path):
     last = beat.read_text()
     time.sleep(1.0)
     assert beat.read_text() == last, "the sandboxed program outlived the command"
+
+
+@pytest.mark.parametrize("sig,code", [("INT", 4), ("TERM", 5)])
+def test_a_signal_to_the_command_is_passed_on_to_the_program(sig, code, tmp_path):
+    # The console script runs the Rust code in this Python process: its handlers, not Python's,
+    # get the signal during the run, and the program's trap decides the status.
+    import signal
+    import time
+
+    os.chmod(tmp_path, 0o777)
+    p = subprocess.Popen(
+        [BIN, "run", "--rw", f"{tmp_path}:/w", "--", "sh", "-c",
+         f"trap 'echo trapped > /w/marker; exit {code}' {sig}; echo > /w/ready; "
+         "while :; do sleep 0.05; done"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "ready").exists():
+        assert time.monotonic() < deadline, "the program never started"
+        time.sleep(0.05)
+    p.send_signal(getattr(signal, "SIG" + sig))
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == code, err
+    assert (tmp_path / "marker").read_text() == "trapped\n"
+    assert "KeyboardInterrupt" not in err

@@ -12,6 +12,7 @@
 
 mod config;
 mod parse;
+mod signals;
 mod stdio;
 
 use std::ffi::OsString;
@@ -95,6 +96,8 @@ OUTPUT:
     network_truncated, network_omitted
                         whether, and how many, refused requests the log left out
     degraded            what was weaker than full isolation (with --allow-degraded-*)
+    stopped_by_signal   the SIGINT or SIGTERM nanobox received during the run and passed on (2
+                        or 15), or null when none came
   When the sandbox cannot be set up or PROGRAM cannot be started, --json prints instead
     {\"status\": \"setup_error\", \"kind\": KIND, \"message\": \"...\", \"exit_code\": null,
      \"signal\": null}
@@ -102,9 +105,19 @@ OUTPUT:
   invalid_option, ...), and the same message goes to stderr. A command line the parser rejects
   prints usage text only.
 
+SIGNALS:
+  A SIGINT or SIGTERM to nanobox during a run is passed on to the program (the process it
+  started, once); the program then has the --stop-timeout (2s unless given) to end, and the
+  sandbox is killed if it has not, or at once at a second SIGINT or SIGTERM (with
+  --stop-timeout 0, at the first, which is then not passed on). Nothing of the sandbox outlives
+  nanobox.
+
 EXIT STATUS (also with --json):
   N        the program's own exit code
   128+N    the program was killed by signal N
+  130, 143 nanobox got SIGINT or SIGTERM and the program had to be killed after --stop-timeout
+           (a program that ends by itself in time gives its own status: 130 or 143 when the
+           signal killed it, its exit code when it handled the signal and exited)
   124      the --timeout limit ended the run
   137      the --memory, --cpu-time or --max-output limit ended the run (as with SIGKILL)
   125      the sandbox could not be set up (a message on stderr says why)
@@ -288,6 +301,11 @@ struct RunArgs {
     /// Pass this command's stdin through to the program (the same as --stdin -)
     #[arg(short = 'i', long, help_heading = "Process")]
     interactive: bool,
+
+    /// After a SIGINT or SIGTERM to nanobox, which is passed on to the program, how long the
+    /// program has to end before the sandbox is killed: 2s unless given; 0 kills at once
+    #[arg(long, value_name = "DURATION", help_heading = "Process", value_parser = signals::stop_timeout)]
+    stop_timeout: Option<Duration>,
 
     /// Hostname inside the sandbox (default: nanobox)
     #[arg(long, value_name = "NAME", help_heading = "Process")]
@@ -754,9 +772,11 @@ fn run_or_fail(args: &RunArgs, mut builder: nanobox::SandboxBuilder) -> Result<u
 
     let (program, rest) = args.program.split_first().expect("clap requires PROGRAM");
     let not_run = |e: nanobox::Error| program_failure(&e, program, args.workdir.is_some());
+    // From here on SIGINT and SIGTERM are passed on to the program (signals.rs).
+    let mut stopper = signals::Stopper::start(args.stop_timeout);
     if args.json {
-        let result = sandbox.run(program, rest).map_err(not_run)?;
-        match serde_json::to_string(&result) {
+        let result = stopper.capture(&sandbox, program, rest).map_err(not_run)?;
+        match stopper.report(&result) {
             Ok(s) => {
                 let mut out = std::io::stdout().lock();
                 // A closed stdout leaves nothing to report to; the exit status still tells.
@@ -767,9 +787,9 @@ fn run_or_fail(args: &RunArgs, mut builder: nanobox::SandboxBuilder) -> Result<u
                 return Ok(EXIT_SETUP);
             }
         }
-        Ok(exit_status(result.outcome))
+        Ok(stopper.exit_status(result.outcome))
     } else {
-        let outcome = stdio::run_streaming(&sandbox, program, rest).map_err(not_run)?;
+        let outcome = stopper.stream(&sandbox, program, rest).map_err(not_run)?;
         match outcome {
             Outcome::WallTimeLimit => eprintln!(
                 "nanobox: the program was stopped by the wall-clock limit (--timeout {:?})",
@@ -793,7 +813,7 @@ fn run_or_fail(args: &RunArgs, mut builder: nanobox::SandboxBuilder) -> Result<u
             ),
             _ => {}
         }
-        Ok(exit_status(outcome))
+        Ok(stopper.exit_status(outcome))
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
 use std::thread;
 
-use nanobox::{Outcome, Sandbox, Stdin};
+use nanobox::{Child, Outcome, Sandbox, Stdin};
 
 /// The program's stdin for `--stdin ARG` (`None`: empty stdin).
 ///
@@ -112,11 +112,13 @@ fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     Ok((r, w))
 }
 
-/// Run `program` with its stdout and stderr copied to ours as they are produced.
+/// Run `program` with its stdout and stderr copied to ours as they are produced; `wait` waits
+/// for the run to end.
 pub fn run_streaming(
     sandbox: &Sandbox,
     program: &OsStr,
     args: &[OsString],
+    wait: impl FnOnce(&mut Child) -> nanobox::Result<Outcome>,
 ) -> nanobox::Result<Outcome> {
     let mut child = sandbox.spawn(program, args)?;
     let out = child
@@ -127,7 +129,7 @@ pub fn run_streaming(
         .stderr
         .take()
         .map(|r| thread::spawn(move || pump(r, io::stderr())));
-    let outcome = child.wait();
+    let outcome = wait(&mut child);
     // Dropping the child kills whatever is left of the sandbox (after an error in `wait`), so the
     // pipes reach end-of-file and the copying threads end.
     drop(child);

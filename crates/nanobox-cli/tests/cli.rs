@@ -1438,3 +1438,199 @@ fn the_config_example_of_api_md_runs_as_documented() {
     let v = report(&o);
     assert_eq!(v["stdout"], "42\n/tmp fast 1\njudge\n");
 }
+
+// --- SIGINT and SIGTERM to the command while a run is in progress ---
+
+/// `d` scaled by `NANOBOX_TEST_SLOWNESS`, as the library tests' `common::slow` does (the slow VM
+/// tier sets it).
+fn slow(d: Duration) -> Duration {
+    let factor = std::env::var("NANOBOX_TEST_SLOWNESS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|f| *f >= 1.0)
+        .unwrap_or(1.0);
+    d.mul_f64(factor)
+}
+
+/// A background process that rewrites /w/beat every 50 ms: it outlives the program unless the
+/// end of the run takes it down.
+const HEARTBEAT: &str = "(while :; do date +%s%N > /w/beat; sleep 0.05; done) & ";
+
+/// `nanobox ARGS` started with a directory at /w that the sandbox can write, once the program
+/// has written /w/ready (and /w/beat, with HEARTBEAT).
+fn started(dir: &TempDir, args: &[&str], script: &str) -> std::process::Child {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mount = format!("{}:/w", dir.str());
+    let child = nanobox()
+        .args(["run", "--rw", &mount])
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nanobox");
+    let deadline = Instant::now() + slow(Duration::from_secs(30));
+    let beat = !script.contains("/w/beat") || dir.join("beat").exists();
+    while !(dir.join("ready").exists() && (beat || dir.join("beat").exists())) {
+        assert!(Instant::now() < deadline, "the program never got ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn send(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill(2) on the pid of our own unreaped child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Wait for the command (at most `limit`), and collect its output.
+fn finish(mut child: std::process::Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("nanobox did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Nothing rewrites `beat` any more: no process of the sandbox is left.
+fn heartbeat_stopped(beat: &Path) {
+    let before = std::fs::read_to_string(beat).unwrap();
+    std::thread::sleep(slow(Duration::from_millis(500)));
+    assert_eq!(
+        std::fs::read_to_string(beat).unwrap(),
+        before,
+        "a process of the sandbox outlived the command"
+    );
+}
+
+#[test]
+fn sigterm_is_forwarded_and_the_program_s_trap_gives_the_status() {
+    let d = TempDir::new("sigterm-trap");
+    let script = format!(
+        "{HEARTBEAT}trap 'echo trapped > /w/marker; exit 3' TERM; echo > /w/ready; \
+         while :; do sleep 0.05; done"
+    );
+    let child = started(&d, &[], &script);
+    send(&child, libc::SIGTERM);
+    let o = finish(child, slow(Duration::from_secs(20)));
+    assert_code(&o, 3);
+    assert_eq!(
+        std::fs::read_to_string(d.join("marker")).unwrap(),
+        "trapped\n"
+    );
+    heartbeat_stopped(&d.join("beat"));
+}
+
+#[test]
+fn a_program_that_ignores_sigterm_is_killed_after_the_stop_timeout_with_143() {
+    let d = TempDir::new("sigterm-ignored");
+    let script = format!("{HEARTBEAT}trap '' TERM; echo > /w/ready; while :; do sleep 0.05; done");
+    let child = started(&d, &["--stop-timeout", "1s"], &script);
+    let t = Instant::now();
+    send(&child, libc::SIGTERM);
+    let o = finish(child, slow(Duration::from_secs(20)));
+    let took = t.elapsed();
+    assert_code(&o, 143);
+    assert!(
+        took >= Duration::from_secs(1),
+        "killed before the stop timeout: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(1) + slow(Duration::from_secs(3)),
+        "killed late: {took:?}"
+    );
+    heartbeat_stopped(&d.join("beat"));
+}
+
+#[test]
+fn sigint_kills_a_program_without_a_handler_and_the_status_is_130() {
+    let d = TempDir::new("sigint");
+    let child = started(&d, &[], "echo > /w/ready; exec sleep 60");
+    send(&child, libc::SIGINT);
+    let o = finish(child, slow(Duration::from_secs(20)));
+    assert_code(&o, 130);
+}
+
+#[test]
+fn json_reports_the_signal_that_stopped_the_run() {
+    let d = TempDir::new("sigint-json");
+    let child = started(
+        &d,
+        &["--json"],
+        "echo > /w/ready; echo before; exec sleep 60",
+    );
+    send(&child, libc::SIGINT);
+    let o = finish(child, slow(Duration::from_secs(20)));
+    assert_code(&o, 130);
+    let r = report(&o);
+    // The program itself died of the forwarded SIGINT (it was not killed after a timeout).
+    assert_eq!(r["status"], "signaled", "{r}");
+    assert_eq!(r["signal"], 2, "{r}");
+    assert_eq!(r["stopped_by_signal"], 2, "{r}");
+    assert_eq!(r["stdout"], "before\n", "{r}");
+    // Without a signal the field is there, null.
+    let o = run(&["run", "--json", "--", "true"]);
+    assert_code(&o, 0);
+    let r = report(&o);
+    assert_eq!(r.get("stopped_by_signal"), Some(&Value::Null), "{r}");
+}
+
+#[test]
+fn stop_timeout_0_kills_at_once_without_forwarding() {
+    let d = TempDir::new("stop-0");
+    let script = format!(
+        "{HEARTBEAT}trap 'echo trapped > /w/marker; exit 0' TERM; echo > /w/ready; \
+         while :; do sleep 0.05; done"
+    );
+    let child = started(&d, &["--json", "--stop-timeout", "0"], &script);
+    send(&child, libc::SIGTERM);
+    let o = finish(child, slow(Duration::from_secs(20)));
+    assert_code(&o, 143);
+    let r = report(&o);
+    assert_eq!(
+        (&r["status"], &r["signal"]),
+        (&"signaled".into(), &9.into()),
+        "{r}"
+    );
+    assert_eq!(r["stopped_by_signal"], 15, "{r}");
+    assert!(!d.join("marker").exists(), "the program got the signal");
+    heartbeat_stopped(&d.join("beat"));
+}
+
+#[test]
+fn a_second_signal_during_the_stop_timeout_kills_at_once() {
+    let d = TempDir::new("second-signal");
+    let script =
+        format!("{HEARTBEAT}trap '' TERM INT; echo > /w/ready; while :; do sleep 0.05; done");
+    let child = started(&d, &["--stop-timeout", "60s"], &script);
+    let t = Instant::now();
+    send(&child, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    send(&child, libc::SIGINT);
+    let o = finish(child, slow(Duration::from_secs(20)));
+    assert!(t.elapsed() < Duration::from_secs(60));
+    // 128 + the first signal, the one that stopped the run.
+    assert_code(&o, 143);
+    heartbeat_stopped(&d.join("beat"));
+}
+
+#[test]
+fn stop_timeout_values_and_help() {
+    for bad in ["-1s", "soon", "1x", "0x"] {
+        let o = run(&["run", &format!("--stop-timeout={bad}"), "--", "true"]);
+        assert_code(&o, 2);
+        assert!(stderr(&o).contains("--stop-timeout"), "{}", stderr(&o));
+    }
+    for good in ["0", "0s", "0ms", "1500ms", "2"] {
+        assert_code(&run(&["run", "--stop-timeout", good, "--", "true"]), 0);
+    }
+    let help = stdout(&run(&["run", "--help"]));
+    for needle in ["--stop-timeout", "stopped_by_signal", "130", "143"] {
+        assert!(help.contains(needle), "run --help lacks {needle}");
+    }
+}

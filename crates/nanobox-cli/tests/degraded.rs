@@ -705,3 +705,81 @@ fn entries_planted_at_the_old_predictable_name_neither_stop_nor_redirect_a_run()
         }
     });
 }
+
+#[test]
+fn sigterm_to_the_command_reaches_the_program_and_stop_ends_the_whole_run() {
+    both(|who| {
+        let d = TempDir::new("sigterm");
+        let rw = d.str().to_string();
+        let wait_for = |p: &Path| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !p.exists() {
+                assert!(std::time::Instant::now() < deadline, "{who:?}: no {p:?}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        };
+        let send = |c: &std::process::Child, sig| {
+            // SAFETY: kill(2) on the pid of our own unreaped child.
+            assert_eq!(unsafe { libc::kill(c.id() as i32, sig) }, 0);
+        };
+        // The program handles SIGTERM: its status is the command's; its daemon goes with the run.
+        let script = format!(
+            "setsid sh -c 'sleep 300' & echo $! > {rw}/pid; \
+             trap 'echo trapped > {rw}/marker; exit 3' TERM; echo > {rw}/ready; \
+             while :; do sleep 0.05; done"
+        );
+        let args = [
+            "run",
+            "--allow-degraded",
+            "--rw",
+            &rw,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ];
+        let child = nanobox(who, &args).spawn().unwrap();
+        wait_for(&d.join("ready"));
+        send(&child, libc::SIGTERM);
+        let o = child.wait_with_output().unwrap();
+        assert_code(&o, 3);
+        assert_eq!(
+            std::fs::read_to_string(d.join("marker")).unwrap(),
+            "trapped\n"
+        );
+        let pid = std::fs::read_to_string(d.join("pid")).unwrap();
+        assert!(!alive(&pid), "{who:?}: daemon {pid} outlived the run");
+
+        // The program ignores SIGTERM: killed after the stop timeout, 143.
+        std::fs::remove_file(d.join("ready")).unwrap();
+        let script = format!(
+            "setsid sh -c 'sleep 300' & echo $! > {rw}/pid2; \
+             trap '' TERM; echo > {rw}/ready; while :; do sleep 0.05; done"
+        );
+        let args = [
+            "run",
+            "--allow-degraded",
+            "--stop-timeout",
+            "1s",
+            "--rw",
+            &rw,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ];
+        let child = nanobox(who, &args).spawn().unwrap();
+        wait_for(&d.join("ready"));
+        let t = std::time::Instant::now();
+        send(&child, libc::SIGTERM);
+        let o = child.wait_with_output().unwrap();
+        assert_code(&o, 143);
+        assert!(
+            t.elapsed() >= std::time::Duration::from_secs(1),
+            "{who:?}: {:?}",
+            t.elapsed()
+        );
+        let pid = std::fs::read_to_string(d.join("pid2")).unwrap();
+        assert!(!alive(&pid), "{who:?}: daemon {pid} outlived the stop");
+    });
+}

@@ -236,6 +236,43 @@ impl Child {
         self.process.kill()
     }
 
+    /// Send `signal` (a number such as `libc::SIGTERM`) to the program: the process that runs
+    /// the program, not the sandbox's init nor the other processes the program started (they see
+    /// it only if the program passes it on, as a shell does not).
+    ///
+    /// The sandbox's init delivers it: it is the program's parent and reaps it only as the run
+    /// ends, so the signal can never reach another process that reused the pid. A signal that
+    /// ends the program ends the run as any end of the program does ([`Outcome::Signaled`] unless
+    /// it handles the signal). When the program has already ended this does nothing and returns
+    /// `Ok`. 0 and numbers past the system's last signal (SIGRTMAX) are refused with
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption).
+    ///
+    /// ```
+    /// use nanobox::{Outcome, Sandbox};
+    /// # fn main() -> nanobox::Result<()> {
+    /// let sandbox = Sandbox::builder().build()?;
+    /// let mut child = sandbox.spawn("sleep", &["60"])?;
+    /// child.signal(libc::SIGTERM)?;
+    /// assert_eq!(child.wait()?, Outcome::Signaled(libc::SIGTERM));
+    /// child.signal(libc::SIGTERM)?; // ended: nothing to do
+    /// assert!(child.signal(0).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn signal(&mut self, signal: i32) -> Result<()> {
+        self.process.signal(signal)
+    }
+
+    /// End the run gracefully: SIGTERM to the program (as [`Child::signal`]), up to `grace` for
+    /// it to end, then [`Child::kill`]. Returns the outcome: the program's own when it ended in
+    /// time (`Exited(0)` for a program that handles SIGTERM and exits, `Signaled(15)` for one
+    /// that SIGTERM killed), `Signaled(9)` when it had to be killed. A zero `grace` kills at
+    /// once. As with [`Child::wait`], every process of the sandbox is gone when this returns, and
+    /// a program blocked writing to a full stdout or stderr pipe that nobody reads cannot end in
+    /// time. After the run ended, returns its outcome.
+    pub fn stop(&mut self, grace: std::time::Duration) -> Result<Outcome> {
+        self.process.stop(grace)
+    }
+
     /// Wait for the program to end, collecting what is left of its stdout and stderr.
     pub fn wait_with_output(mut self) -> Result<RunResult> {
         let out = self.stdout.take().map(|s| s.0);

@@ -84,6 +84,12 @@ impl Process {
     pub fn kill(&mut self) -> Result<()> {
         Err(unsupported())
     }
+    pub fn signal(&mut self, _: i32) -> Result<()> {
+        Err(unsupported())
+    }
+    pub fn stop(&mut self, _: std::time::Duration) -> Result<Outcome> {
+        Err(unsupported())
+    }
 }
 
 impl OutputPipe {

@@ -7,7 +7,8 @@
 //! Two processes run this code:
 //! - the sandbox's **init** (pid 1 of the new pid namespace, a clone of the caller): it waits for the
 //!   parent to write the uid/gid maps, builds the root, forks the program and reaps everything until
-//!   the program exits, the wall-time limit passes, or the caller dies;
+//!   the program exits, the wall-time limit passes, or the caller dies; meanwhile it relays to the
+//!   program the signals the caller asks for on the control socket (`Child::signal`);
 //! - the **program** process, forked by init: it drops every privilege and executes the program.
 
 use std::ffi::{c_char, CStr, CString};
@@ -132,7 +133,9 @@ pub(crate) struct ChildArgs<'a> {
     pub go_r: RawFd,
     pub report_w: RawFd,
     pub status_w: RawFd,
-    pub death_r: RawFd,
+    /// The init's end of the control socket: each byte read is a signal to deliver to the
+    /// program; end-of-file (the caller closed its end, or died) ends the run.
+    pub control: RawFd,
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
@@ -298,7 +301,7 @@ fn close_others(keep: &[RawFd]) {
 pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
     // Signals arrive blocked (the parent blocks them around the clone). Ignore every one but
     // SIGCHLD before anything else: the handlers inherited from the caller are not ours to run
-    // (nor async-signal-safe here), and nothing but the death pipe or SIGKILL may end the init.
+    // (nor async-signal-safe here), and nothing but the control socket or SIGKILL may end the init.
     // The degraded init also takes SIGUSR1 (on its signalfd): the caller's request to end the run.
     let keep: &[libc::c_int] = if a.degraded {
         &[libc::SIGCHLD, libc::SIGUSR1]
@@ -432,7 +435,7 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
                 revents: 0,
             },
             libc::pollfd {
-                fd: a.death_r,
+                fd: a.control,
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -443,8 +446,28 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
             exit(1);
         }
         if fds[1].revents != 0 {
-            // The caller died or dropped the run: end the sandbox (the kernel kills the namespace).
-            finish(a);
+            let mut asked = [0u8; 64];
+            // SAFETY: recv into a stack buffer of its length; MSG_DONTWAIT never blocks.
+            let n = unsafe {
+                libc::recv(
+                    a.control,
+                    asked.as_mut_ptr().cast(),
+                    asked.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n == 0 || (n < 0 && !matches!(last_errno(), libc::EAGAIN | libc::EINTR)) {
+                // The caller died or dropped the run: end the sandbox (the kernel kills the
+                // namespace).
+                finish(a);
+            }
+            // Signals the caller asks for, relayed to the program. `pid` cannot name another
+            // process: the init has not reaped the program (it ends as soon as it does), so the
+            // pid is still the program's, at worst a zombie's.
+            for &sig in &asked[..n.max(0) as usize] {
+                // SAFETY: kill is async-signal-safe; a bad number is EINVAL and harmless.
+                unsafe { libc::kill(pid, libc::c_int::from(sig)) };
+            }
         }
         if fds[0].revents != 0 {
             let mut info = [0u8; 128];

@@ -580,7 +580,15 @@ pub(crate) fn spawn(
     let (go_r, go_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
     let (status_r, status_w) = pipe()?;
-    let (death_r, death_w) = pipe()?;
+    // The caller's end asks the init to signal the program (one byte each); its closing ends the
+    // run. A socket, so that asking an init that is already gone is EPIPE, never a SIGPIPE.
+    let (control, control_init) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::io("creating the sandbox's control socket", e.into()))?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     // Programs reopen their stdio by name (`echo > /dev/stderr` goes through /proc/self/fd/2):
@@ -633,7 +641,13 @@ pub(crate) fn spawn(
         None => None,
     };
     let mut keep: Vec<RawFd> = [
-        &go_r, &report_w, &status_w, &death_r, &stdin, &out_w, &err_w,
+        &go_r,
+        &report_w,
+        &status_w,
+        &control_init,
+        &stdin,
+        &out_w,
+        &err_w,
     ]
     .iter()
     .map(|f| f.as_raw_fd())
@@ -652,7 +666,7 @@ pub(crate) fn spawn(
         go_r: go_r.as_raw_fd(),
         report_w: report_w.as_raw_fd(),
         status_w: status_w.as_raw_fd(),
-        death_r: death_r.as_raw_fd(),
+        control: control_init.as_raw_fd(),
         stdin: stdin.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
@@ -726,7 +740,7 @@ pub(crate) fn spawn(
         go_r,
         report_w,
         status_w,
-        death_r,
+        control_init,
         stdin,
         out_w,
         err_w,
@@ -873,7 +887,7 @@ pub(crate) fn spawn(
         shared,
         process::Pipes {
             status_r,
-            death_w,
+            control,
             out_r,
             err_r,
         },

@@ -69,8 +69,9 @@ pub(crate) struct Process {
     pid: u32,
     shared: Arc<Shared>,
     status_r: OwnedFd,
-    /// Closing this ends the sandbox: its init watches the other end.
-    death_w: Option<OwnedFd>,
+    /// The control socket: a byte sent is a signal the init relays to the program; closing it
+    /// ends the sandbox (the init watches the other end).
+    control: Option<OwnedFd>,
     wall_limit: Option<Duration>,
     started: Instant,
     backstop_fired: bool,
@@ -178,7 +179,7 @@ pub(crate) fn decide(e: &Ending) -> Option<Outcome> {
 /// The caller's ends of a run's pipes.
 pub(crate) struct Pipes {
     pub status_r: OwnedFd,
-    pub death_w: OwnedFd,
+    pub control: OwnedFd,
     pub out_r: OwnedFd,
     pub err_r: OwnedFd,
 }
@@ -192,7 +193,7 @@ pub(crate) fn start(
 ) -> (Process, OutputPipe, OutputPipe) {
     let Pipes {
         status_r,
-        death_w,
+        control,
         out_r,
         err_r,
     } = pipes;
@@ -210,7 +211,7 @@ pub(crate) fn start(
             pid: pid as u32,
             shared,
             status_r,
-            death_w: Some(death_w),
+            control: Some(control),
             wall_limit: policy.wall_time_limit,
             started: Instant::now(),
             backstop_fired: false,
@@ -283,6 +284,58 @@ impl Process {
         Ok(())
     }
 
+    /// Ask the init to send `signal` to the program. The init is the program's parent and does
+    /// not reap it before the run ends, so the signal cannot reach a process that reused its pid.
+    /// A run that has ended (its init gone) makes this a no-op.
+    pub fn signal(&mut self, signal: i32) -> Result<()> {
+        check_signal(signal)?;
+        let Some(control) = self.control.as_ref().filter(|_| self.finished.is_none()) else {
+            return Ok(());
+        };
+        let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+        loop {
+            return match rustix::net::send(control, &[signal as u8], flags) {
+                Ok(_) => Ok(()),
+                Err(rustix::io::Errno::INTR) => continue,
+                // The init has ended, and with it the program.
+                Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => Ok(()),
+                Err(e) => Err(Error::io(
+                    "asking the sandbox init to signal the program",
+                    e.into(),
+                )),
+            };
+        }
+    }
+
+    /// SIGTERM to the program, up to `grace` for the run to end, then kill it all.
+    pub fn stop(&mut self, grace: Duration) -> Result<Outcome> {
+        if let Some((o, _)) = self.finished {
+            return Ok(o);
+        }
+        if !grace.is_zero() && self.signal(libc::SIGTERM).is_ok() {
+            let deadline = Instant::now().checked_add(grace);
+            loop {
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+                let until = match (deadline, self.backstop()) {
+                    (Some(d), Some(b)) => Some(d.min(b)),
+                    (d, b) => d.or(b),
+                };
+                let timeout = until.map(|u| u.saturating_duration_since(now));
+                if wait_readable(&[self.shared.pidfd.as_fd()], timeout)? {
+                    return self.reap();
+                }
+                if self.backstop().is_some_and(|b| Instant::now() >= b) {
+                    self.fire_backstop();
+                }
+            }
+        }
+        self.kill()?;
+        self.wait()
+    }
+
     fn wall_time(&self) -> Duration {
         self.finished
             .map(|(_, d)| d)
@@ -293,7 +346,7 @@ impl Process {
         let (code, sig) = wait_pidfd(&self.shared.pidfd)
             .map_err(|e| Error::io("waiting for the sandbox init", e))?;
         let elapsed = self.started.elapsed();
-        self.death_w = None;
+        self.control = None;
         let mut msg = [0u8; child::STATUS_LEN];
         let got = read_full(&self.status_r, &mut msg);
         let status = (got == msg.len()).then(|| {
@@ -367,14 +420,27 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if self.finished.is_none() {
-            // Closing the death pipe ends the run; a degraded init then kills and reaps the
+            // Closing the control socket ends the run; a degraded init then kills and reaps the
             // program's processes itself before it exits.
-            self.death_w = None;
+            self.control = None;
             if !self.shared.degraded {
                 kill_pidfd(&self.shared.pidfd);
             }
             let _ = wait_pidfd(&self.shared.pidfd);
         }
+    }
+}
+
+/// Refuse what is not a signal number: 0 (which only probes) and numbers past SIGRTMAX.
+fn check_signal(signal: i32) -> Result<()> {
+    let max = libc::SIGRTMAX();
+    if (1..=max).contains(&signal) {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption {
+            option: "signal",
+            reason: format!("{signal} is not a signal number (1 to {max})"),
+        })
     }
 }
 
