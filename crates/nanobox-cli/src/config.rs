@@ -90,6 +90,7 @@ fn merge(args: &mut RunArgs, file: &Config) -> Result<(), String> {
     prepend(&mut args.rw_follow, rw_follow);
 
     fill(&mut args.workdir, &file.workdir);
+    fill(&mut args.stop_timeout, &file.stop_timeout);
     fill(&mut args.hostname, &file.hostname);
     fill(&mut args.stdin, &file.stdin);
     // The file's pairs first: a flag's value of the same name is applied after it and wins.

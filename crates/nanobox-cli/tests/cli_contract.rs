@@ -629,3 +629,54 @@ fn a_refused_config_file_is_a_setup_error_of_kind_config_with_json() {
     assert!(r["message"].as_str().unwrap().contains("line 2"), "{r}");
     assert_short_error(&o, "config");
 }
+
+/// The file's `stop_timeout` replaces the 2 s default: a program that ignores SIGTERM is still
+/// running 3 s after the command got one, and a second signal ends it at once.
+#[test]
+fn a_config_file_s_stop_timeout_is_the_grace_period() {
+    let dir = temp("stop");
+    let file = dir.join("nanobox.toml");
+    std::fs::write(&file, "stop_timeout = \"60s\"\n").unwrap();
+    let beat = dir.join("beat");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--config",
+            file.to_str().unwrap(),
+            "--rw",
+            &format!("{}:/w", dir.str()),
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM; while :; do date +%s%N > /w/beat; sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .current_dir("/tmp")
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !beat.exists() {
+        assert!(start.elapsed().as_secs() < 30, "the program never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let term = |pid: u32| {
+        // SAFETY: kill has no memory preconditions; pid is our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    };
+    term(child.id());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "killed before the file's 60 s grace"
+    );
+    let before = std::fs::read_to_string(&beat).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_ne!(
+        std::fs::read_to_string(&beat).unwrap(),
+        before,
+        "the program stopped running"
+    );
+    term(child.id());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 15));
+}
