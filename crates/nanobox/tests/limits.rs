@@ -210,8 +210,12 @@ both!(busy_loop_ends_at_the_cpu_time_limit, {
         .run("sh", &["-c", "while :; do :; done"])
         .unwrap();
     assert_eq!(r.outcome, Outcome::CpuTimeLimit, "{r:?}");
+    // With a cgroup the init ends the run on the cgroup's exact usage: never before the limit.
+    // RLIMIT_CPU alone (the degraded limits) is checked by the kernel against tick-sampled
+    // process time, which under contention runs ahead of the real usage (867 ms seen).
+    let floor = if cgroups() { 1000 } else { 700 };
     assert!(
-        r.cpu_time >= Duration::from_millis(900) && r.cpu_time < Duration::from_millis(2500),
+        r.cpu_time >= Duration::from_millis(floor) && r.cpu_time < Duration::from_millis(2500),
         "{:?}",
         r.cpu_time
     );
@@ -245,9 +249,9 @@ both!(forked_workers_share_one_cpu_time_budget, {
         )
         .unwrap();
     assert_eq!(r.outcome, Outcome::CpuTimeLimit, "{r:?}");
-    // About one second of CPU in total, not four.
+    // About one second of CPU in total, not four, and not less than the limit.
     assert!(
-        r.cpu_time >= Duration::from_millis(900) && r.cpu_time < Duration::from_millis(1600),
+        r.cpu_time >= Duration::from_millis(1000) && r.cpu_time < Duration::from_millis(1600),
         "{:?}",
         r.cpu_time
     );

@@ -150,7 +150,8 @@ both!(judge_compiles_with_gcc_inside_and_gives_four_verdicts, {
         }
         if *want == Verdict::TimeLimit {
             assert_eq!(r.outcome, Outcome::CpuTimeLimit);
-            assert!(r.cpu_time >= Duration::from_millis(900), "{:?}", r.cpu_time);
+            // The cgroup's exact usage ends the run: never before the limit.
+            assert!(r.cpu_time >= Duration::from_secs(1), "{:?}", r.cpu_time);
         }
     }
 });

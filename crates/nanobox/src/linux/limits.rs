@@ -166,10 +166,14 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
     let mut cpu_time_ns = 0;
     if let Some(t) = l.cpu_time {
         let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
-        rlimits.push((Resource::Cpu, secs, secs + 1));
         let h = host.as_ref().expect("detected when a limit is set");
         match &h.cpu_accounting {
             CpuAccounting::V2 | CpuAccounting::V1(_) => {
+                // The init ends the run on the cgroup's exact usage. RLIMIT_CPU is only the
+                // backstop, a second later: the kernel checks it against tick-sampled process
+                // time, which under contention runs ahead of the real usage (a 1 s rlimit fired
+                // at 867 ms of measured CPU), so at the limit itself it would end runs early.
+                rlimits.push((Resource::Cpu, secs + 1, secs + 2));
                 cpu_time_ns = t.as_nanos().min(u128::from(u64::MAX)) as u64;
                 uses_cgroup = true;
                 note(
@@ -185,10 +189,15 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
                     ),
                 );
             }
-            CpuAccounting::None if degraded => note(
-                "cpu_time",
-                "RLIMIT_CPU (degraded: each process alone, whole seconds)".into(),
-            ),
+            CpuAccounting::None if degraded => {
+                rlimits.push((Resource::Cpu, secs, secs + 1));
+                note(
+                    "cpu_time",
+                    "RLIMIT_CPU (degraded: each process alone, whole seconds of tick-sampled \
+                     time)"
+                        .into(),
+                )
+            }
             CpuAccounting::None => {
                 return Err(refuse(
                     "a cgroup that accounts the sandbox's CPU time",
