@@ -840,8 +840,8 @@ fn show_size(n: u64) -> String {
 fn program_failure(e: &nanobox::Error, program: &OsString, workdir_given: bool) -> Failure {
     let mut f = Failure::of(e);
     let path = std::path::Path::new(program);
-    let relative_with_dir = path.is_relative() && path.components().count() > 1
-        || program.to_string_lossy().starts_with("./");
+    // `./a.out` is two components (CurDir, a.out), as `bin/x` is.
+    let relative_with_dir = path.is_relative() && path.components().count() > 1;
     if matches!(e, nanobox::Error::ProgramNotFound { .. })
         && relative_with_dir
         && !workdir_given

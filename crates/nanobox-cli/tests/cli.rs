@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{is_root, send, slow};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nanobox");
@@ -388,11 +391,6 @@ fn presets_take_their_directories_and_flags_override_them() {
         args.extend(["--", "true"]);
         assert_code(&run(&args), 2);
     }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[test]
@@ -1441,17 +1439,6 @@ fn the_config_example_of_api_md_runs_as_documented() {
 
 // --- SIGINT and SIGTERM to the command while a run is in progress ---
 
-/// `d` scaled by `NANOBOX_TEST_SLOWNESS`, as the library tests' `common::slow` does (the slow VM
-/// tier sets it).
-fn slow(d: Duration) -> Duration {
-    let factor = std::env::var("NANOBOX_TEST_SLOWNESS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|f| *f >= 1.0)
-        .unwrap_or(1.0);
-    d.mul_f64(factor)
-}
-
 /// A background process that rewrites /w/beat every 50 ms: it outlives the program unless the
 /// end of the run takes it down.
 const HEARTBEAT: &str = "(while :; do date +%s%N > /w/beat; sleep 0.05; done) & ";
@@ -1477,11 +1464,6 @@ fn started(dir: &TempDir, args: &[&str], script: &str) -> std::process::Child {
         std::thread::sleep(Duration::from_millis(20));
     }
     child
-}
-
-fn send(child: &std::process::Child, sig: i32) {
-    // SAFETY: kill(2) on the pid of our own unreaped child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 
 /// Wait for the command (at most `limit`), and collect its output.

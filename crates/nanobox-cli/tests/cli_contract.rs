@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{assert_code, assert_short_error, text, TempDir, BIN};
+use common::{assert_code, assert_short_error, is_root, send, text, wait_for, TempDir, BIN};
 use serde_json::Value;
 
 fn nanobox(args: &[&str]) -> Output {
@@ -20,10 +20,25 @@ fn nanobox(args: &[&str]) -> Output {
         .expect("start nanobox")
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+/// A run the memory limit ends (200 MiB asked for under 32 MiB), and one the CPU-time limit ends.
+const MEMORY_KILL: &[&str] = &[
+    "run",
+    "--memory",
+    "32M",
+    "--",
+    "python3",
+    "-c",
+    "x = bytearray(200 << 20)",
+];
+const CPU_TIME_KILL: &[&str] = &[
+    "run",
+    "--cpu-time",
+    "1s",
+    "--",
+    "sh",
+    "-c",
+    "while :; do :; done",
+];
 
 fn temp(tag: &str) -> TempDir {
     TempDir::new("contract", tag)
@@ -134,30 +149,8 @@ fn run_help_names_every_status_field_and_exit_status_the_code_produces() {
     // Every exit status the command gives for its own reasons, produced for real.
     let produced: &[(&str, &[&str])] = &[
         ("124", &["run", "--timeout", "200ms", "--", "sleep", "5"]),
-        (
-            "137",
-            &[
-                "run",
-                "--memory",
-                "32M",
-                "--",
-                "python3",
-                "-c",
-                "x = bytearray(200 << 20)",
-            ],
-        ),
-        (
-            "137",
-            &[
-                "run",
-                "--cpu-time",
-                "1s",
-                "--",
-                "sh",
-                "-c",
-                "while :; do :; done",
-            ],
-        ),
+        ("137", MEMORY_KILL),
+        ("137", CPU_TIME_KILL),
         (
             "137",
             &[
@@ -233,15 +226,7 @@ fn a_memory_or_cpu_time_kill_says_which_limit_ended_the_run() {
         eprintln!("skipped: the limits need a writable cgroup (root here)");
         return;
     }
-    let o = nanobox(&[
-        "run",
-        "--memory",
-        "32M",
-        "--",
-        "python3",
-        "-c",
-        "x = bytearray(200 << 20)",
-    ]);
+    let o = nanobox(MEMORY_KILL);
     assert_code(&o, 137);
     let last = text(&o.stderr)
         .lines()
@@ -252,15 +237,7 @@ fn a_memory_or_cpu_time_kill_says_which_limit_ended_the_run() {
         last,
         "nanobox: the program was stopped by the memory limit (--memory 32M)"
     );
-    let o = nanobox(&[
-        "run",
-        "--cpu-time",
-        "1s",
-        "--",
-        "sh",
-        "-c",
-        "while :; do :; done",
-    ]);
+    let o = nanobox(CPU_TIME_KILL);
     assert_code(&o, 137);
     assert_eq!(
         text(&o.stderr).trim_end(),
@@ -654,16 +631,8 @@ fn a_config_file_s_stop_timeout_is_the_grace_period() {
         .current_dir("/tmp")
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while !beat.exists() {
-        assert!(start.elapsed().as_secs() < 30, "the program never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let term = |pid: u32| {
-        // SAFETY: kill has no memory preconditions; pid is our own child.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    };
-    term(child.id());
+    wait_for(&beat, "the program never started");
+    send(&child, libc::SIGTERM);
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -676,7 +645,7 @@ fn a_config_file_s_stop_timeout_is_the_grace_period() {
         before,
         "the program stopped running"
     );
-    term(child.id());
+    send(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(128 + 15));
 }

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{assert_code, assert_short_error, text, Who};
+use common::{assert_code, assert_short_error, send, text, wait_for, Who};
 use serde_json::Value;
 
 const LAUNCHER: &str = r#"
@@ -711,17 +711,6 @@ fn sigterm_to_the_command_reaches_the_program_and_stop_ends_the_whole_run() {
     both(|who| {
         let d = TempDir::new("sigterm");
         let rw = d.str().to_string();
-        let wait_for = |p: &Path| {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while !p.exists() {
-                assert!(std::time::Instant::now() < deadline, "{who:?}: no {p:?}");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        };
-        let send = |c: &std::process::Child, sig| {
-            // SAFETY: kill(2) on the pid of our own unreaped child.
-            assert_eq!(unsafe { libc::kill(c.id() as i32, sig) }, 0);
-        };
         // The program handles SIGTERM: its status is the command's; its daemon goes with the run.
         let script = format!(
             "setsid sh -c 'sleep 300' & echo $! > {rw}/pid; \
@@ -739,7 +728,7 @@ fn sigterm_to_the_command_reaches_the_program_and_stop_ends_the_whole_run() {
             &script,
         ];
         let child = nanobox(who, &args).spawn().unwrap();
-        wait_for(&d.join("ready"));
+        wait_for(&d.join("ready"), &format!("{who:?}"));
         send(&child, libc::SIGTERM);
         let o = child.wait_with_output().unwrap();
         assert_code(&o, 3);
@@ -769,7 +758,7 @@ fn sigterm_to_the_command_reaches_the_program_and_stop_ends_the_whole_run() {
             &script,
         ];
         let child = nanobox(who, &args).spawn().unwrap();
-        wait_for(&d.join("ready"));
+        wait_for(&d.join("ready"), &format!("{who:?}"));
         let t = std::time::Instant::now();
         send(&child, libc::SIGTERM);
         let o = child.wait_with_output().unwrap();

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -112,6 +113,39 @@ pub fn assert_code(o: &Output, code: i32) {
         text(&o.stdout),
         text(&o.stderr)
     );
+}
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `d` scaled by `NANOBOX_TEST_SLOWNESS`, as the library tests' `common::slow` does (the slow VM
+/// tier sets it).
+pub fn slow(d: Duration) -> Duration {
+    let factor = std::env::var("NANOBOX_TEST_SLOWNESS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|f| *f >= 1.0)
+        .unwrap_or(1.0);
+    d.mul_f64(factor)
+}
+
+/// Send `sig` to `child` (the nanobox command this test started).
+pub fn send(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill(2) on the pid of our own unreaped child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Wait (at most 30 s, scaled) until `path` exists: a program in a sandbox has got that far.
+#[track_caller]
+pub fn wait_for(path: &Path, what: &str) {
+    let deadline = Instant::now() + slow(Duration::from_secs(30));
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{what}: no {path:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// What the user reads when nothing runs: at most three lines (what failed, why, one fix) and
