@@ -159,6 +159,9 @@ int main(void) {
         mnt("tmp", "/newroot/tmp", "tmpfs", 0, "mode=1777");
     }
     mnt("vartmp", "/newroot/var/tmp", "tmpfs", 0, "mode=1777");
+    /* Under systemd, its state directory is the VM's own (logind keeps its state there). */
+    if (cmdline_value("vm.systemd"))
+        mnt("varlibsystemd", "/newroot/var/lib/systemd", "tmpfs", 0, "mode=0755");
     mount_work();
     /* switch_root: move the new root onto / (with everything mounted under it), so that the
      * job is not in a chroot (the kernel refuses user namespaces to a chrooted process). */
@@ -168,6 +171,19 @@ int main(void) {
         off();
     }
     loopback_up();
+    /* vm.systemd: systemd becomes PID 1 and runs the job as a service (the units vm-test wrote
+     * to /run/job/units, seen at /run/systemd/system, the runtime unit directory); the service
+     * writes the output and status files and powers the VM off itself. */
+    if (cmdline_value("vm.systemd")) {
+        mkdir("/run/systemd", 0755);
+        if (mnt("/run/job/units", "/run/systemd/system", NULL, MS_BIND, NULL) != 0)
+            off();
+        char *argv[] = {"/lib/systemd/systemd", "--unit=nanobox-vm.target", NULL};
+        char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+        execve(argv[0], argv, envp);
+        say("execve", argv[0]);
+        off();
+    }
     pid_t pid = fork();
     if (pid == 0) {
         int out = open("/run/job/output", O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -249,6 +249,269 @@ mod delegated {
     }
 }
 
+/// A systemd host (`.ci/vm-tier` variant "systemd": systemd is PID 1, the system bus runs, and
+/// user@65534.service is started with its user bus). The tests run as root in a system service,
+/// and run nanobox as uid 65534 from there: its cgroup belongs to the system manager, as a login
+/// session's scope does, so only the user manager (asking the system manager) can move
+/// processes between it and the user's own tree.
+mod systemd {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    use common::{send, slow};
+
+    /// The v2 cgroup path of a process (`0::` of /proc/PID/cgroup), `None` once it is gone.
+    fn cgroup_of(pid: u32) -> Option<String> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        Some(s.trim().strip_prefix("0::")?.to_string())
+    }
+
+    /// Every live process whose name is `comm`, with its parent pid.
+    fn processes_named(comm: &str) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            if &stat[open + 1..close] != comm {
+                continue;
+            }
+            let ppid = stat[close + 2..]
+                .split(' ')
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
+            out.push((pid, ppid));
+        }
+        out
+    }
+
+    /// The cgroup directories named `nanobox-*.scope` anywhere in the hierarchy.
+    fn scopes() -> Vec<String> {
+        let out = Command::new("find")
+            .args(["/sys/fs/cgroup", "-type", "d", "-name", "nanobox-*.scope"])
+            .output()
+            .unwrap();
+        text(&out.stdout).lines().map(str::to_string).collect()
+    }
+
+    #[track_caller]
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + slow(Duration::from_secs(10));
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `nanobox run --memory 64M -- sleep 600` as uid 65534 from this service's cgroup.
+    fn start_sleeper() -> std::process::Child {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+            .args(["run", "--memory", "64M", "--", "sleep", "600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The holder process of the nanobox process `caller`, once it is in its scope's leaf, and
+    /// the scope's cgroup path.
+    fn holder_of(caller: u32) -> (u32, String) {
+        let mut found = None;
+        eventually("no holder process of the caller's reached a scope", || {
+            found = processes_named("nanobox-scope")
+                .into_iter()
+                .find(|(_, ppid)| *ppid == caller)
+                .and_then(|(pid, _)| {
+                    let cg = cgroup_of(pid)?;
+                    let scope = cg.strip_suffix("/holder")?.to_string();
+                    Some((pid, scope))
+                });
+            found.is_some()
+        });
+        found.unwrap()
+    }
+
+    #[test]
+    #[ignore = "VM tier: a systemd host with a user manager for uid 65534"]
+    fn doctor_names_the_scope_the_user_manager_delegated() {
+        require("systemd");
+        let (code, d) = doctor(Some(NOBODY));
+        assert_eq!(code, 0, "{d:#}");
+        assert_eq!(d["refused"], serde_json::json!([]), "{d:#}");
+        let limits = said(check(&d, "resource limits"));
+        for needle in [
+            "memory: cgroup v2",
+            "pids: cgroup v2",
+            "cpu: cgroup v2",
+            "(Delegate=yes)",
+            "never the caller",
+            "AttachProcessesToUnit",
+        ] {
+            assert!(limits.contains(needle), "{needle:?} not in: {limits}");
+        }
+    }
+
+    #[test]
+    #[ignore = "VM tier: a systemd host with a user manager for uid 65534"]
+    fn a_memory_bomb_is_stopped_in_the_delegated_scope() {
+        require("systemd");
+        assert_cgroup_v2_memory_limit(&memory_bomb(Some(NOBODY)));
+    }
+
+    /// The caller stays where it is; the scope holds the holder (in its leaf) and the run's
+    /// cgroup with the sandbox in it; when the caller ends, everything goes.
+    #[test]
+    #[ignore = "VM tier: a systemd host with a user manager for uid 65534"]
+    fn the_caller_is_never_moved_and_the_scope_goes_with_it() {
+        require("systemd");
+        let own = cgroup_of(std::process::id()).unwrap();
+        let mut child = start_sleeper();
+        let caller = child.id();
+        let (holder, scope) = holder_of(caller);
+        assert!(
+            scope.contains("/user@65534.service/") && scope.ends_with(".scope"),
+            "{scope}"
+        );
+        assert!(
+            scope
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .starts_with(&format!("nanobox-{caller}-")),
+            "the scope is not named after its caller: {scope}"
+        );
+        // The sandbox: the sleep runs in a run cgroup of the scope.
+        let mut sleeper = None;
+        eventually("the sandboxed sleep did not start", || {
+            sleeper = processes_named("sleep").into_iter().find(|(pid, _)| {
+                cgroup_of(*pid).is_some_and(|c| c.starts_with(&format!("{scope}/nanobox-")))
+            });
+            sleeper.is_some()
+        });
+        assert_eq!(
+            cgroup_of(caller).unwrap(),
+            own,
+            "the caller was moved out of its own cgroup"
+        );
+        let limit = std::fs::read_to_string(format!(
+            "/sys/fs/cgroup{}/memory.max",
+            cgroup_of(sleeper.unwrap().0).unwrap()
+        ))
+        .unwrap();
+        assert_eq!(limit.trim(), (64u64 << 20).to_string());
+        // The caller ends normally (SIGTERM: the CLI stops the program and exits).
+        send(&child, libc::SIGTERM);
+        child.wait().unwrap();
+        eventually("the holder outlived its caller", || {
+            cgroup_of(holder).is_none()
+        });
+        eventually("the scope outlived its caller", || {
+            !Path::new(&format!("/sys/fs/cgroup{scope}")).exists()
+        });
+    }
+
+    /// A caller killed mid-run leaves no process and no cgroup behind.
+    #[test]
+    #[ignore = "VM tier: a systemd host with a user manager for uid 65534"]
+    fn a_killed_caller_leaves_nothing_behind() {
+        require("systemd");
+        let mut child = start_sleeper();
+        let caller = child.id();
+        let (_, scope) = holder_of(caller);
+        eventually("the sandboxed sleep did not start", || {
+            processes_named("sleep").iter().any(|(pid, _)| {
+                cgroup_of(*pid).is_some_and(|c| c.starts_with(&format!("{scope}/")))
+            })
+        });
+        send(&child, libc::SIGKILL);
+        child.wait().unwrap();
+        eventually("the sandbox outlived its killed caller", || {
+            !processes_named("sleep").iter().any(|(pid, _)| {
+                cgroup_of(*pid).is_some_and(|c| c.starts_with(&format!("{scope}/")))
+            })
+        });
+        eventually("the scope outlived its killed caller", || {
+            !scopes().iter().any(|s| s.ends_with(&scope))
+        });
+    }
+
+    /// A caller in the user's own tree (a desktop application's scope, here one made by
+    /// `systemd-run --user --scope`) clones the sandbox straight into its cgroup.
+    #[test]
+    #[ignore = "VM tier: a systemd host with a user manager for uid 65534"]
+    fn a_caller_under_the_user_manager_clones_straight_into_the_scope() {
+        require("systemd");
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["env", "XDG_RUNTIME_DIR=/run/user/65534"])
+            .args([
+                "systemd-run",
+                "--user",
+                "--scope",
+                "--quiet",
+                BIN,
+                "doctor",
+                "--json",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let d: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {} {}", text(&o.stdout), text(&o.stderr)));
+        let limits = said(check(&d, "resource limits"));
+        assert!(
+            limits.contains("cloned straight into its cgroup")
+                && limits.contains("memory: cgroup v2"),
+            "{limits}"
+        );
+    }
+
+    /// Where no user manager runs for the caller, the refusal is short and names it, and doctor
+    /// says which limits are refused instead of plain "ready".
+    #[test]
+    #[ignore = "VM tier: a systemd host with a user manager for uid 65534"]
+    fn without_a_user_manager_limits_are_refused_in_three_lines() {
+        require("systemd");
+        let uid = 65533;
+        let o = nanobox(Some(uid), &["run", "--memory", "64M", "--", "true"]);
+        assert_code(&o, 125);
+        assert_short_error(&o, "no user manager");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("no systemd user manager runs for uid 65533")
+                && err.contains("nanobox doctor"),
+            "{err}"
+        );
+        assert!(!err.to_lowercase().contains("falling back"), "{err}");
+        let (code, d) = doctor(Some(uid));
+        assert_eq!(code, 0);
+        assert_eq!(
+            d["refused"],
+            serde_json::json!([
+                "memory_limit",
+                "process_limit",
+                "cpu_limit",
+                "cpu_time_limit"
+            ]),
+            "{d:#}"
+        );
+        let plain = text(&nanobox(Some(uid), &["doctor"]).stdout);
+        assert!(
+            plain.contains("ready, except") && !plain.contains("ready: runs will start"),
+            "{plain}"
+        );
+    }
+}
+
 /// `user.max_user_namespaces=0` (`.ci/vm-tier` variant "no-userns"; tests run as root and
 /// re-run nanobox as uid 65534).
 mod no_userns {

@@ -39,6 +39,9 @@ pub struct Probe {
     pub ready: bool,
     /// Each feature.
     pub checks: Vec<Check>,
+    /// The builder options runs refuse on this host although they start without them (e.g.
+    /// `memory_limit` where no cgroup can enforce it): see the checks for why and the fix.
+    pub refused: Vec<String>,
 }
 
 impl Probe {
@@ -50,6 +53,7 @@ impl Probe {
             platform,
             ready,
             checks,
+            refused: Vec::new(),
         }
     }
 }
@@ -69,7 +73,14 @@ impl std::fmt::Display for Probe {
                 writeln!(f, "       fix: {fix}")?;
             }
         }
-        if self.ready {
+        if self.ready && !self.refused.is_empty() {
+            write!(
+                f,
+                "ready, except: runs start on this host, but a sandbox with {} is refused (see \
+                 \"resource limits\" above)",
+                self.refused.join(", ")
+            )
+        } else if self.ready {
             write!(f, "ready: runs will start on this host")
         } else {
             write!(

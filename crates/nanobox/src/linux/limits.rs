@@ -45,28 +45,34 @@ fn mechanism_name(m: Mechanism) -> &'static str {
     }
 }
 
-/// How to get a cgroup for the run limits. Root is never told to run as root: as root, a missing
-/// cgroup means a read-only or foreign cgroup mount (a container's).
+/// How to get a cgroup for the run limits: one fix, then where the others are (`nanobox doctor`
+/// also names the opt-in per-process rlimits, which are weaker and so never the first advice).
+/// Root is never told to run as root: as root, a missing cgroup means a read-only or foreign
+/// cgroup mount (a container's).
 pub(crate) fn no_cgroup_fix(root: bool) -> &'static str {
     if root {
         "give this process a writable cgroup (cgroup2 mounted read-write; in a container a \
-         private cgroup namespace), or allow per-process rlimits with allow_degraded_limits() \
-         (CLI: --allow-degraded-limits); `nanobox doctor` explains"
+         private cgroup namespace)\nsee `nanobox doctor` (other ways, and the opt-in \
+         per-process rlimits: --allow-degraded-limits)"
     } else {
-        "run as root or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes), or \
-         allow per-process rlimits with allow_degraded_limits() (CLI: --allow-degraded-limits); \
-         `nanobox doctor` explains"
+        "run it in a login session, where systemd's user manager delegates a scope to nanobox, \
+         or as root\nsee `nanobox doctor` (other ways, and the opt-in per-process rlimits: \
+         --allow-degraded-limits)"
     }
 }
 
-/// A limit the host's cgroups cannot enforce: the short form (what, why, one fix); `nanobox
-/// doctor` prints the decision's whole reasoning.
-fn refuse(what: &'static str, controller: &str) -> Error {
+/// A limit the host's cgroups cannot enforce: the short form (what, why, one fix, `nanobox
+/// doctor`), at most three lines; `doctor` prints the decision's whole reasoning.
+fn refuse(what: &'static str, controller: &str, host: Option<&Host>) -> Error {
     let euid = rustix::process::geteuid();
+    let systemd = host
+        .and_then(|h| h.systemd_why.as_deref())
+        .map(|why| format!(", and no delegated scope could be had: {why}"))
+        .unwrap_or_default();
     Error::HostUnsupported {
         missing: what,
         cause: format!(
-            "uid {} may write no cgroup that {controller}",
+            "uid {} may write no cgroup that {controller}{systemd}",
             euid.as_raw()
         ),
         fix: no_cgroup_fix(euid.is_root()).into(),
@@ -100,7 +106,11 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
         match d.mechanism {
             Mechanism::V2 | Mechanism::V1 => Ok(Some(mechanism_name(d.mechanism))),
             Mechanism::Rlimit if degraded => Ok(None),
-            Mechanism::Rlimit => Err(refuse(missing, &format!("has the {} controller", c.name()))),
+            Mechanism::Rlimit => Err(refuse(
+                missing,
+                &format!("has the {} controller", c.name()),
+                host.as_ref(),
+            )),
         }
     };
     let mut note =
@@ -202,6 +212,7 @@ pub(crate) fn plan_with(policy: &Policy, host: Option<Host>) -> Result<LimitsPla
                 return Err(refuse(
                     "a cgroup that accounts the sandbox's CPU time",
                     "accounts CPU time (cgroup v2, or v1 cpuacct)",
+                    Some(h),
                 ))
             }
         }

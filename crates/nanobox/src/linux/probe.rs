@@ -387,18 +387,25 @@ pub(crate) fn probe() -> Probe {
         Some("boot with lsm=...,landlock (Linux 5.13+; 6.12+ for the degraded mode)".into()),
     ));
     let cg = super::cgroup::Host::detect();
-    let usable = |c| cg.mechanism(c) != super::cgroup::Mechanism::Rlimit;
-    use super::cgroup::Controller::{Cpu, Memory, Pids};
+    let refused = refused_limits(&cg);
     checks.push(check(
         "resource limits",
-        usable(Memory) && usable(Pids) && usable(Cpu),
+        refused.is_empty(),
         cg.report().join("; "),
         false,
         false,
-        Some(format!(
-            "{} (with rlimits, CPU bandwidth limits are refused)",
-            super::limits::no_cgroup_fix(root)
-        )),
+        Some(if root {
+            super::limits::no_cgroup_fix(true).replace('\n', "; ")
+        } else {
+            format!(
+                "log in through a session of a systemd distribution (or `loginctl enable-linger \
+                 $USER`), so that a user manager runs and delegates a scope to nanobox; or run as \
+                 root; or by hand: {}; or accept per-process rlimits with the opt-in \
+                 allow_degraded_limits() (CLI: --allow-degraded-limits), which cannot limit CPU \
+                 bandwidth",
+                super::cgroup::Host::delegation_fix()
+            )
+        }),
     ));
     let tiocsti = read("/proc/sys/dev/tty/legacy_tiocsti");
     checks.push(check(
@@ -414,7 +421,27 @@ pub(crate) fn probe() -> Probe {
         true,
         None,
     ));
-    Probe::new("linux", checks)
+    let mut probe = Probe::new("linux", checks);
+    probe.refused = refused;
+    probe
+}
+
+/// The builder options runs refuse on this host (no cgroup enforces them), by name.
+fn refused_limits(cg: &super::cgroup::Host) -> Vec<String> {
+    use super::cgroup::{Controller, CpuAccounting, Mechanism};
+    let mut out: Vec<String> = [
+        (Controller::Memory, "memory_limit"),
+        (Controller::Pids, "process_limit"),
+        (Controller::Cpu, "cpu_limit"),
+    ]
+    .iter()
+    .filter(|(c, _)| cg.mechanism(*c) == Mechanism::Rlimit)
+    .map(|(_, name)| name.to_string())
+    .collect();
+    if cg.cpu_accounting == CpuAccounting::None {
+        out.push("cpu_time_limit".into());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -455,7 +482,7 @@ mod tests {
             fix.contains("read-write") && fix.contains("cgroup namespace"),
             "{fix}"
         );
-        assert!(super::super::limits::no_cgroup_fix(false).contains("run as root"));
+        assert!(super::super::limits::no_cgroup_fix(false).contains("or as root"));
     }
 
     #[test]

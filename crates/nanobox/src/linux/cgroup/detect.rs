@@ -115,6 +115,11 @@ pub(crate) struct Host {
     pub(crate) v1_dirs: Vec<(&'static str, PathBuf)>,
     pub(crate) cpu_accounting: CpuAccounting,
     pub(crate) cpu_accounting_reason: String,
+    /// The scope the systemd user manager delegated for this process's runs, when run cgroups
+    /// are made there.
+    pub(crate) systemd: Option<Arc<super::systemd::Scope>>,
+    /// Why no such scope is used, when one was wanted and could not be had.
+    pub(crate) systemd_why: Option<String>,
 }
 
 impl fmt::Debug for Host {
@@ -126,6 +131,8 @@ impl fmt::Debug for Host {
             .field("v2", &self.v2)
             .field("v1_dirs", &self.v1_dirs)
             .field("cpu_accounting", &self.cpu_accounting)
+            .field("systemd", &self.systemd)
+            .field("systemd_why", &self.systemd_why)
             .finish()
     }
 }
@@ -149,6 +156,15 @@ fn join(prefix: &Path, abs: &str) -> PathBuf {
     prefix.join(abs.trim_start_matches('/'))
 }
 
+/// Whether systemd marked a cgroup as delegated (the `user.delegate` extended attribute, set on
+/// units with `Delegate=yes` since systemd 251; `trusted.delegate` is only readable by root).
+fn marked_delegated(dir: &Path) -> bool {
+    let mut buf = [0u8; 8];
+    ["user.delegate", "trusted.delegate"].iter().any(|name| {
+        rustix::fs::getxattr(dir, *name, &mut buf[..]).is_ok_and(|n| n > 0 && buf[0] == b'1')
+    })
+}
+
 /// The directory of the caller's cgroup `path` (hierarchy-relative) under mount `m`, or `None`
 /// when the mount does not show it.
 fn dir_under(prefix: &Path, m: &MountLine, path: &str) -> Option<PathBuf> {
@@ -161,20 +177,110 @@ fn dir_under(prefix: &Path, m: &MountLine, path: &str) -> Option<PathBuf> {
 }
 
 impl Host {
-    /// Detect on the real host.
+    /// Detect on the real host. A caller that is not root and has no delegated cgroup v2 of its
+    /// own gets a scope from the systemd user manager where one runs (see [`super::systemd`]).
     pub(crate) fn detect() -> Host {
         let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        Host::detect_with(
-            Arc::new(RealFs),
-            &Inputs {
-                proc_self_cgroup: &cg,
-                mountinfo: &mi,
-                root_prefix: Path::new("/"),
-                euid: rustix::process::geteuid().as_raw(),
-                pid: rustix::process::getpid().as_raw_nonzero().get(),
-            },
-        )
+        let inputs = Inputs {
+            proc_self_cgroup: &cg,
+            mountinfo: &mi,
+            root_prefix: Path::new("/"),
+            euid: rustix::process::geteuid().as_raw(),
+            pid: rustix::process::getpid().as_raw_nonzero().get(),
+        };
+        let mut host = Host::detect_with(Arc::new(RealFs), &inputs);
+        let Some((mount, caller)) = host.wants_systemd(&inputs) else {
+            return host;
+        };
+        match super::systemd::scope(&mount, &caller) {
+            Ok(scope) => {
+                let path = scope
+                    .dir
+                    .strip_prefix(&mount)
+                    .map(|p| format!("/{}", p.display()))
+                    .unwrap_or_default();
+                let lines: String = cg
+                    .lines()
+                    .map(|l| {
+                        if l.starts_with("0::") {
+                            format!("0::{path}\n")
+                        } else {
+                            format!("{l}\n")
+                        }
+                    })
+                    .collect();
+                let mut inside = Host::detect_with(
+                    Arc::new(RealFs),
+                    &Inputs {
+                        proc_self_cgroup: &lines,
+                        ..inputs
+                    },
+                );
+                match &inside.v2 {
+                    Some(plan) if plan.parent == scope.dir => {
+                        for d in &mut inside.decisions {
+                            if d.mechanism == Mechanism::V2 {
+                                d.reason = format!(
+                                    "run cgroups below {}, a scope systemd's user manager \
+                                     delegated to this process (see \"systemd user manager\")",
+                                    scope.dir.display()
+                                );
+                            }
+                        }
+                        inside.owner = host.owner;
+                        inside.systemd = Some(scope);
+                        inside
+                    }
+                    _ => {
+                        host.systemd_why = Some(format!(
+                            "the systemd user manager delegated {}, but it offers none of \
+                             memory, pids, cpu (the user manager must have them delegated: \
+                             `systemctl show user@{}.service -p DelegateControllers`)",
+                            scope.dir.display(),
+                            inputs.euid
+                        ));
+                        host
+                    }
+                }
+            }
+            Err(why) => {
+                host.systemd_why = Some(why);
+                host
+            }
+        }
+    }
+
+    /// Whether to ask the systemd user manager for a scope: not root, a cgroup2 mount shows the
+    /// caller's cgroup, and some controller has no v2 run cgroup parent, or the parent found is
+    /// one of the user manager's own cgroups that it did not delegate (writing there would go
+    /// behind the manager's back: it may turn a controller off in it at any time). Returns the
+    /// mount and the caller's v2 cgroup path.
+    fn wants_systemd(&self, inputs: &Inputs<'_>) -> Option<(PathBuf, String)> {
+        if inputs.euid == 0 {
+            return None;
+        }
+        let mounts = parse::cgroup_mounts(inputs.mountinfo);
+        let lines = parse::cgroup_lines(inputs.proc_self_cgroup);
+        let (m, _) = v2_mount(&mounts, &lines, inputs.root_prefix).ok()?;
+        if m.read_only || m.root != "/" {
+            return None;
+        }
+        let caller = lines
+            .iter()
+            .find(|l| l.id == 0 && l.controllers.is_empty())?
+            .path
+            .clone();
+        let mount = join(inputs.root_prefix, &m.mount_point);
+        let all_v2 = self.decisions.iter().all(|d| d.mechanism == Mechanism::V2);
+        let undelegated = self.v2.as_ref().is_some_and(|p| {
+            let managed = p.parent.components().any(|c| {
+                let c = c.as_os_str().to_string_lossy();
+                c.starts_with("user@") && c.ends_with(".service")
+            });
+            managed && !marked_delegated(&p.parent)
+        });
+        (!all_v2 || undelegated).then_some((mount, caller))
     }
 
     /// Detect from the given inputs, reading cgroup files through `fs`.
@@ -253,8 +359,8 @@ impl Host {
                         controller: c,
                         mechanism: Mechanism::Rlimit,
                         reason: format!(
-                            "no writable cgroup for {}: v2: {v2_why}; v1: {v1_why}. With \
-                             allow_degraded_limits() (only then): {}",
+                            "no writable cgroup for {}: v2: {v2_why}; v1: {v1_why}. Only with \
+                             the opt-in allow_degraded_limits() would it be {}",
                             c.name(),
                             match c {
                                 Controller::Memory => {
@@ -314,6 +420,8 @@ impl Host {
             v1_dirs,
             cpu_accounting,
             cpu_accounting_reason,
+            systemd: None,
+            systemd_why: None,
         }
     }
 
@@ -330,18 +438,38 @@ impl Host {
         self.decision(c).mechanism
     }
 
-    /// One line per decision, for `nanobox doctor` / `Sandbox::probe()`.
+    /// One line per decision, for `nanobox doctor` / `Sandbox::probe()`. A controller without a
+    /// cgroup is "refused": that is what a strict sandbox does with its limit.
     pub(crate) fn report(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .decisions
             .iter()
-            .map(|d| format!("{}: {} — {}", d.controller.name(), d.mechanism, d.reason))
+            .map(|d| {
+                let m = match d.mechanism {
+                    Mechanism::Rlimit => "refused".to_string(),
+                    m => m.to_string(),
+                };
+                format!("{}: {m} — {}", d.controller.name(), d.reason)
+            })
             .collect();
         out.push(format!(
             "cpu time accounting: {}",
             self.cpu_accounting_reason
         ));
+        if let Some(scope) = &self.systemd {
+            out.push(format!(
+                "systemd user manager: the scope {}",
+                scope.describe()
+            ));
+        } else if let Some(why) = &self.systemd_why {
+            out.push(format!("systemd user manager: {why}"));
+        }
         out
+    }
+
+    /// How a caller that is not root gets a delegated cgroup v2 subtree by hand, for `doctor`.
+    pub(crate) fn delegation_fix() -> &'static str {
+        DELEGATION_FIX
     }
 
     /// The v1 directory of the caller for a controller name, when writable.
@@ -487,7 +615,7 @@ fn v2_check(
             caller.display()
         )
     };
-    Err(format!("{why}. To fix: {DELEGATION_FIX}"))
+    Err(why)
 }
 
 /// The caller's writable v1 directory for controller `name`, or why there is none.

@@ -15,6 +15,7 @@
 mod detect;
 mod fs;
 mod parse;
+pub(crate) mod systemd;
 mod v1;
 mod v2;
 
@@ -90,6 +91,9 @@ pub(crate) struct RunCgroup {
     v1: Vec<V1Dir>,
     /// The CPU usage file, opened for reading; `true` when it is v2's `cpu.stat`.
     cpu_file: Option<(PathBuf, OwnedFd, bool)>,
+    /// The systemd scope that moves the init into the v2 run cgroup, where this process may not
+    /// (see [`systemd`]).
+    via: Option<Arc<systemd::Scope>>,
 }
 
 impl std::fmt::Debug for RunCgroup {
@@ -158,6 +162,7 @@ impl RunCgroup {
             v2: None,
             v1: Vec::new(),
             cpu_file: None,
+            via: host.systemd.clone().filter(|s| !s.direct),
         };
 
         if let Some(plan) = &host.v2 {
@@ -168,10 +173,13 @@ impl RunCgroup {
             run.v2 = Some((dir.clone(), None));
             v2::configure(&*fs, &dir, limits, &plan.controllers)
                 .map_err(|e| ctx("writing the limits of the run cgroup", e))?;
-            let fd = fs
-                .open_dir(&dir)
-                .map_err(|e| ctx("opening the run cgroup", e))?;
-            run.v2 = Some((dir.clone(), Some(fd)));
+            // Cloning into the cgroup is for a caller that may move processes there.
+            if run.via.is_none() {
+                let fd = fs
+                    .open_dir(&dir)
+                    .map_err(|e| ctx("opening the run cgroup", e))?;
+                run.v2 = Some((dir.clone(), Some(fd)));
+            }
             let stat = dir.join("cpu.stat");
             if let Ok(fd) = fs.open_read(&stat) {
                 run.cpu_file = Some((stat, fd, true));
@@ -250,7 +258,9 @@ impl RunCgroup {
     /// the child waits to be released.
     pub(crate) fn attach(&self, pid: i32) -> io::Result<()> {
         let value = pid.to_string();
-        if let Some((dir, _)) = &self.v2 {
+        if let (Some(scope), Some(_)) = (&self.via, &self.v2) {
+            scope.attach(&self.name, pid)?;
+        } else if let Some((dir, _)) = &self.v2 {
             let procs = dir.join("cgroup.procs");
             self.fs
                 .write(&procs, &value)

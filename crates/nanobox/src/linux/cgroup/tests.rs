@@ -519,15 +519,16 @@ fn cgroup_v2_user_without_delegation_falls_back_to_rlimit_and_names_the_fix() {
             "{}",
             d.reason
         );
-        assert!(
-            d.reason
-                .contains("systemd-run --user --scope -p Delegate=yes"),
-            "{}",
-            d.reason
-        );
-        assert!(d.reason.contains("cgroup.subtree_control"), "{}", d.reason);
+        // The manual fix is doctor's, once, not repeated in every controller's reason.
+        assert!(!d.reason.contains("systemd-run"), "{}", d.reason);
         assert!(d.reason.contains("no cgroup v1 hierarchy"), "{}", d.reason);
     }
+    let fix = Host::delegation_fix();
+    assert!(
+        fix.contains("systemd-run --user --scope -p Delegate=yes"),
+        "{fix}"
+    );
+    assert!(fix.contains("cgroup.subtree_control"), "{fix}");
     assert_eq!(host.cpu_accounting, CpuAccounting::None);
     // With nothing to create, a run cgroup has no directory and the readers answer nothing.
     let run = RunCgroup::create(&host, &all_limits()).unwrap();
@@ -563,7 +564,7 @@ fn cgroup_v2_user_whose_delegated_cgroup_holds_processes_is_told_about_the_leaf(
         "{}",
         d.reason
     );
-    assert!(d.reason.contains("leaf"), "{}", d.reason);
+    assert!(Host::delegation_fix().contains("leaf"));
     assert!(fx.writes().is_empty(), "the caller's process is not moved");
 }
 
@@ -822,4 +823,221 @@ fn cgroup_kill_all_without_cgroup_kill_loops_over_procs() {
     assert_eq!(*fx.killed.lock().unwrap(), vec![11, 22]);
     drop(run);
     assert!(!dir.exists());
+}
+
+// --- The systemd user manager's scope (systemd.rs), against a recording double of the manager.
+
+/// What the double was asked, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Asked {
+    Start(String, u32),
+    Attach(String, String, u32),
+}
+
+/// A user manager that records its calls; `start_scope` makes the scope's cgroup in the
+/// fixture with the holder in it (what systemd does), unless `refuse` or `lazy` is set.
+struct FakeManager {
+    fx: Arc<Fixture>,
+    scope: String,
+    asked: AskedLog,
+    moved: Arc<std::sync::atomic::AtomicBool>,
+    refuse: bool,
+    lazy: bool,
+}
+
+impl super::systemd::UserManager for FakeManager {
+    fn start_scope(&self, name: &str, pid: u32, _description: &str) -> io::Result<()> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(Asked::Start(name.into(), pid));
+        if self.refuse {
+            return Err(io::Error::other("org.freedesktop.DBus.Error.AccessDenied"));
+        }
+        if !self.lazy {
+            self.fx
+                .v2_dir(&self.scope, "memory pids", "", &format!("{pid}\n"));
+            self.moved.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn attach(&self, unit: &str, subcgroup: &str, pid: u32) -> io::Result<()> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(Asked::Attach(unit.into(), subcgroup.into(), pid));
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "a recording double".into()
+    }
+}
+
+/// The double's calls, shared with the test.
+type AskedLog = Arc<std::sync::Mutex<Vec<Asked>>>;
+
+const SCOPE_UNIT: &str = "nanobox-1-2.scope";
+const SCOPE: &str = "/user.slice/user-1000.slice/user@1000.service/app.slice/nanobox-1-2.scope";
+
+/// A pure-v2 fixture with a user manager's tree owned by uid 1000 below user-1000.slice (root's),
+/// and `establish` run for a caller in `caller` (a cgroup path).
+fn scope_for(
+    tag: &str,
+    caller: &str,
+    refuse: bool,
+    lazy: bool,
+) -> (
+    Arc<Fixture>,
+    Result<super::systemd::Scope, String>,
+    AskedLog,
+) {
+    let fx = Fixture::new(tag);
+    fx.v2_root("memory pids cpu");
+    fx.v2_dir(
+        "/sys/fs/cgroup/user.slice/user-1000.slice",
+        "memory pids cpu",
+        "memory pids cpu",
+        "",
+    );
+    fx.set_read_only("/sys/fs/cgroup/user.slice/user-1000.slice/cgroup.procs");
+    fx.v2_dir(
+        "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice",
+        "memory pids",
+        "memory pids",
+        "",
+    );
+    fx.v2_dir(&format!("/sys/fs/cgroup{caller}"), "memory pids", "", "1\n");
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let moved = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let manager = FakeManager {
+        fx: fx.clone(),
+        scope: format!("/sys/fs/cgroup{SCOPE}"),
+        asked: asked.clone(),
+        moved: moved.clone(),
+        refuse,
+        lazy,
+    };
+    let mount = fx.p("/sys/fs/cgroup");
+    let cgroup_of = move |pid: i32| {
+        assert_eq!(pid, 77, "only the holder's cgroup is looked at");
+        Some(if moved.load(std::sync::atomic::Ordering::SeqCst) {
+            SCOPE.to_string()
+        } else {
+            caller.to_string()
+        })
+    };
+    let caller = caller.to_string();
+    let r = super::systemd::establish(
+        Box::new(manager),
+        &super::systemd::Env {
+            fs: &*fx,
+            mount: &mount,
+            caller_cgroup: &caller,
+            cgroup_of: &cgroup_of,
+            timeout: Duration::from_millis(100),
+        },
+        SCOPE_UNIT.into(),
+        77,
+        None,
+        "test",
+    );
+    (fx, r, asked)
+}
+
+#[test]
+fn systemd_scope_holds_only_the_holder_in_a_leaf_and_enables_what_it_offers() {
+    let session = "/user.slice/user-1000.slice/session-1.scope";
+    let (fx, scope, asked) = scope_for("sdscope", session, false, false);
+    let scope = scope.unwrap();
+    assert_eq!(
+        *asked.lock().unwrap(),
+        vec![Asked::Start(SCOPE_UNIT.into(), 77)]
+    );
+    let base = format!("/sys/fs/cgroup{SCOPE}");
+    assert_eq!(
+        fx.writes(),
+        vec![
+            w(&format!("{base}/holder/cgroup.procs"), "77"),
+            w(&format!("{base}/cgroup.subtree_control"), "+memory"),
+            w(&format!("{base}/cgroup.subtree_control"), "+pids"),
+        ],
+        "the holder goes to its leaf, the offered controllers (not cpu) are enabled, and the \
+         caller's own cgroup is never written"
+    );
+    // The caller's session scope and the user manager's tree meet in user-1000.slice, which is
+    // root's: the init cannot be cloned there, the manager moves it.
+    assert!(!scope.direct);
+    assert_eq!(scope.dir, fx.p(&base));
+}
+
+#[test]
+fn systemd_runs_of_a_caller_outside_the_users_tree_are_moved_by_the_manager() {
+    let session = "/user.slice/user-1000.slice/session-1.scope";
+    let (fx, scope, asked) = scope_for("sdattach", session, false, false);
+    let scope = Arc::new(scope.unwrap());
+    let mut host = fx.host(&format!("0::{SCOPE}\n"), PURE_V2_MOUNTINFO, 1000);
+    assert_eq!(
+        host.v2.as_ref().map(|p| p.parent.clone()),
+        Some(fx.p(&format!("/sys/fs/cgroup{SCOPE}")))
+    );
+    host.systemd = Some(scope.clone());
+    let before = fx.writes().len();
+    let run = RunCgroup::create(&host, &all_limits()).unwrap();
+    assert!(
+        run.clone_into_fd().is_none(),
+        "a caller that may not move processes there must not clone into the cgroup"
+    );
+    run.attach(4242).unwrap();
+    let procs: Vec<_> = fx.writes()[before..]
+        .iter()
+        .filter(|(p, _)| p.ends_with("cgroup.procs"))
+        .cloned()
+        .collect();
+    assert!(
+        procs.is_empty(),
+        "the caller wrote cgroup.procs itself: {procs:?}"
+    );
+    assert_eq!(
+        asked.lock().unwrap().last(),
+        Some(&Asked::Attach(
+            SCOPE_UNIT.into(),
+            format!("/{}", run.name()),
+            4242
+        )),
+        "the manager was asked to move the init into the run's cgroup"
+    );
+}
+
+#[test]
+fn systemd_a_caller_in_the_users_tree_clones_straight_into_the_scope() {
+    let desktop = "/user.slice/user-1000.slice/user@1000.service/app.slice/app-term.scope";
+    let (_, scope, _) = scope_for("sddirect", desktop, false, false);
+    assert!(
+        scope.unwrap().direct,
+        "app.slice is the user's: cloning there is allowed"
+    );
+}
+
+#[test]
+fn systemd_refusals_and_silence_are_errors_naming_the_unit() {
+    let session = "/user.slice/user-1000.slice/session-1.scope";
+    let (_, r, _) = scope_for("sdrefuse", session, true, false);
+    let e = r.unwrap_err();
+    assert!(e.contains(SCOPE_UNIT) && e.contains("AccessDenied"), "{e}");
+    let (fx, r, _) = scope_for("sdlazy", session, false, true);
+    let e = r.unwrap_err();
+    assert!(e.contains(SCOPE_UNIT) && e.contains("did not move"), "{e}");
+    assert!(fx.writes().is_empty(), "{:?}", fx.writes());
+}
+
+#[test]
+fn systemd_common_ancestor_of_cgroup_paths() {
+    use super::systemd::common_ancestor;
+    assert_eq!(common_ancestor("/a/b/c", "/a/b/d/e"), "/a/b");
+    assert_eq!(common_ancestor("/a/b", "/a/b"), "/a/b");
+    assert_eq!(common_ancestor("/a", "/b"), "/");
+    assert_eq!(common_ancestor("/", "/a"), "/");
+    assert_eq!(common_ancestor("/ab/c", "/a/c"), "/");
 }
