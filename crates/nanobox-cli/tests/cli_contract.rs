@@ -546,6 +546,32 @@ fn every_refusal_is_at_most_three_short_lines() {
                 e.contains("--allow-degraded-limits") && e.contains("nanobox doctor"),
                 "{e}"
             );
+            // Why no delegated scope could be had either (no user manager runs here).
+            assert!(e.contains("systemd user manager"), "{e}");
+            // doctor agrees: runs start, this limit is refused, and it says so in its verdict.
+            let d = Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    BIN,
+                    "doctor",
+                ])
+                .current_dir("/tmp")
+                .output()
+                .unwrap();
+            let d = text(&d.stdout);
+            let verdict = d.lines().last().unwrap_or_default();
+            let option = match limit[0] {
+                "--memory" => "memory_limit",
+                "--pids" => "process_limit",
+                "--cpus" => "cpu_limit",
+                _ => "cpu_time_limit",
+            };
+            assert!(
+                verdict.starts_with("ready, except") && verdict.contains(option),
+                "doctor's verdict does not name the refused {option}: {verdict}"
+            );
         }
     }
 }
