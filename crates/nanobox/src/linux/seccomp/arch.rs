@@ -4,6 +4,9 @@
 //! filter of every architecture. A build for any other architecture compiles too, and
 //! [`Arch::native`] makes `build()` refuse it.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use crate::error::Error;
 
 /// `AUDIT_ARCH_*` values (linux/audit.h: the ELF machine, `__AUDIT_ARCH_64BIT`,
@@ -140,10 +143,17 @@ impl Arch {
 
     /// The number of syscall `name`, if the architecture has it.
     pub(super) fn nr(self, name: &str) -> Option<u32> {
-        self.table()
-            .iter()
-            .find(|&&(n, _)| n == name)
-            .map(|&(_, nr)| nr)
+        type ByName = OnceLock<HashMap<&'static str, u32>>;
+        static X86_64: ByName = OnceLock::new();
+        static AARCH64: ByName = OnceLock::new();
+        let by_name = match self {
+            Arch::X86_64 => &X86_64,
+            Arch::Aarch64 => &AARCH64,
+        };
+        by_name
+            .get_or_init(|| self.table().iter().copied().collect())
+            .get(name)
+            .copied()
     }
 }
 
