@@ -442,8 +442,10 @@ pub(crate) unsafe fn raw_clone(
     };
     if r < 0 && last_errno() == libc::ENOSYS {
         // SAFETY: clone(2) takes the same flags with the exit signal in the low byte and returns
-        // the pidfd through parent_tid; on x86_64 the arguments are flags, stack, parent_tid,
-        // child_tid, tls.
+        // the pidfd through parent_tid. The raw argument order differs: x86_64 takes flags,
+        // stack, parent_tid, child_tid, tls; aarch64 (CONFIG_CLONE_BACKWARDS) flags, stack,
+        // parent_tid, tls, child_tid. parent_tid is third on both, and the last two are 0 here
+        // (no CLONE_SETTLS, CLONE_CHILD_SETTID or CLONE_CHILD_CLEARTID), so one call serves both.
         r = unsafe {
             libc::syscall(
                 libc::SYS_clone,
@@ -466,8 +468,11 @@ pub(crate) unsafe fn raw_clone(
 /// The raw syscall, because glibc's wrappers refuse the signals it reserves for itself (32, 33),
 /// which a caller can still have ignored. Async-signal-safe.
 pub(crate) fn set_all_signals(ignore: bool, keep: &[libc::c_int]) {
-    // The kernel's struct sigaction on x86_64: handler, flags, restorer, mask. Handler 0 is
-    // SIG_DFL, 1 is SIG_IGN.
+    // The kernel's struct sigaction on x86_64 and on aarch64 (whose uapi signal.h defines
+    // SA_RESTORER, which gives asm-generic's struct the field): handler, flags, restorer, mask,
+    // each 8 bytes. The restorer is only read with SA_RESTORER in the flags (x86_64 requires it
+    // for a handler; aarch64 otherwise returns through its vDSO); here there is no handler, the
+    // flags are 0 and so is the mask. Handler 0 is SIG_DFL, 1 is SIG_IGN.
     let action: [u64; 4] = [u64::from(ignore), 0, 0, 0];
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP || keep.contains(&sig) {
