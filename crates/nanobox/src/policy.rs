@@ -131,7 +131,9 @@ pub const PROXY_PORT: u16 = 3128;
 /// syscalls the default filter refuses outright. Argument checks stay whatever is allowed by name:
 /// `ioctl` TIOCSTI, `clone` with namespace flags and foreign socket families remain refused.
 /// Syscalls outside Docker's allow-list (e.g. `clone3`) cannot be allowed. A name the filter does
-/// not know, or named both ways, makes `build()` fail.
+/// not know, or named both ways, makes `build()` fail. The names are the same on every
+/// architecture; one that the host's architecture has no syscall for (`open` or `fork` on
+/// aarch64, whose programs use `openat` and `clone`) is accepted and changes nothing there.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeccompPolicy {
     pub(crate) deny: std::collections::BTreeSet<String>,

@@ -205,6 +205,7 @@ both!(personality_only_takes_harmless_values, {
     assert_eq!(errno_of(&out, "readimpliesexec"), EPERM, "{out}");
 });
 
+#[cfg(target_arch = "x86_64")]
 both!(x32_and_i386_syscalls_are_refused, {
     // x32: getpid with the x32 bit.
     let mut code = PRELUDE.to_string();
@@ -238,6 +239,74 @@ both!(x32_and_i386_syscalls_are_refused, {
         format!("-{ENOSYS}"),
         "i386 getpid answers -ENOSYS: {r:?}"
     );
+});
+
+/// A static 32-bit ARM (AArch32, EABI5) program: `getpid` through `svc 0`, then `udf` (SIGILL)
+/// when it answered -ENOSYS and `bkpt` (SIGTRAP) when it answered anything else. Every other call
+/// it could make is refused the same way, so it ends by a signal either way; a filter that killed
+/// would end it with SIGSYS.
+#[cfg(target_arch = "aarch64")]
+fn arm32_getpid_program() -> Vec<u8> {
+    let code: [u32; 6] = [
+        0xe3a0_7014, // mov r7, #20      (getpid in the 32-bit ARM table)
+        0xef00_0000, // svc #0
+        0xe370_0026, // cmn r0, #38      (r0 == -ENOSYS?)
+        0x1a00_0000, // bne +8           (to the bkpt)
+        0xe7f0_00f0, // udf #0           -> SIGILL: refused
+        0xe120_0070, // bkpt #0          -> SIGTRAP: answered
+    ];
+    let (base, start) = (0x1_0000u32, 52 + 32);
+    let size = start + 4 * code.len() as u32;
+    let mut elf = b"\x7fELF\x01\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
+    // ELF header: executable, EM_ARM, version 1, entry, program headers at 52, EABI5 soft-float.
+    for h in [2u16, 40] {
+        elf.extend(h.to_le_bytes());
+    }
+    for w in [1u32, base + start, 52, 0, 0x0500_0200] {
+        elf.extend(w.to_le_bytes());
+    }
+    for h in [52u16, 32, 1, 40, 0, 0] {
+        elf.extend(h.to_le_bytes());
+    }
+    // One PT_LOAD of the whole file, read + execute.
+    for w in [1u32, 0, base, base, size, size, 5, 0x1000] {
+        elf.extend(w.to_le_bytes());
+    }
+    for c in code {
+        elf.extend(c.to_le_bytes());
+    }
+    elf
+}
+
+#[cfg(target_arch = "aarch64")]
+both!(arm32_syscalls_are_refused_not_killed, {
+    use std::os::unix::fs::PermissionsExt;
+    let d = TempDir::new();
+    let bin = d.path().join("arm32");
+    std::fs::write(&bin, arm32_getpid_program()).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sb = Sandbox::builder()
+        .mount(d.path(), "/t", Permission::ReadOnly)
+        .build()
+        .unwrap();
+    match sb.run("/t/arm32", &[] as &[&str]) {
+        Err(nanobox::Error::ProgramNotExecutable { ref source, .. })
+            if source.raw_os_error() == Some(libc::ENOEXEC) =>
+        {
+            eprintln!(
+                "skipped: this machine runs no 32-bit ARM programs (a CPU without AArch32 at EL0, \
+                 or a kernel without CONFIG_COMPAT), so they cannot reach the filter"
+            );
+        }
+        r => {
+            let r = r.unwrap();
+            assert_eq!(
+                r.outcome,
+                Outcome::Signaled(libc::SIGILL),
+                "getpid answered -ENOSYS (SIGILL), not a value (SIGTRAP) or a kill (SIGSYS): {r:?}"
+            );
+        }
+    }
 });
 
 both!(filter_is_installed_and_ordinary_programs_work, {

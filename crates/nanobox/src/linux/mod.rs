@@ -78,6 +78,9 @@ impl std::fmt::Debug for Prepared {
 }
 
 pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
+    // The syscall filter has tables for x86_64 and aarch64 only: a build for another
+    // architecture runs nothing.
+    seccomp::Arch::native()?;
     // Full isolation needs a user namespace with capabilities in it and a new /proc in the
     // sandbox's namespaces; without either, the degraded mode stands in only with the opt-in.
     if let Err(blocked) = container::check() {

@@ -113,6 +113,8 @@ fn syscall_exists(nr: libc::c_long) -> bool {
 pub(crate) fn probe() -> Probe {
     let root = rustix::process::geteuid().is_root();
     let mut checks = Vec::new();
+    let (ok, detail, fix) = super::seccomp::Arch::doctor();
+    checks.push(check("CPU architecture", ok, detail, true, true, fix));
 
     let userns_detail = format!(
         "user.max_user_namespaces={}{}{}",

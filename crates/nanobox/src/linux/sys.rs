@@ -401,6 +401,25 @@ pub(crate) fn mount_setattr(
     }
 }
 
+/// The kernel's `struct clone_args` up to `cgroup` (linux/sched.h, `CLONE_ARGS_SIZE_VER2`): every
+/// field a 64-bit value on every architecture, so one definition serves all (the libc crate has
+/// it for 64-bit targets only).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
 /// clone3 with `flags` and `exit_signal` (and `CLONE_PIDFD` when `pidfd` is given), falling back to
 /// clone(2) where clone3 is filtered out (Docker's default seccomp profile answers ENOSYS, as
 /// nanobox's own does). No stack is passed: the child continues on a copy of this one, as after
@@ -421,11 +440,12 @@ pub(crate) unsafe fn raw_clone(
     } else {
         flags | libc::CLONE_PIDFD as u64
     };
-    // SAFETY: clone_args is plain data, zero is valid for every field.
-    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = flags;
-    args.pidfd = pidfd_ptr as u64;
-    args.exit_signal = exit_signal;
+    let mut args = CloneArgs {
+        flags,
+        pidfd: pidfd_ptr as u64,
+        exit_signal,
+        ..CloneArgs::default()
+    };
     if let Some(fd) = cgroup {
         // CLONE_INTO_CGROUP (Linux 5.7): the child starts in that cgroup v2 directory.
         args.flags |= 0x2_0000_0000;
@@ -436,8 +456,8 @@ pub(crate) unsafe fn raw_clone(
     let mut r = unsafe {
         libc::syscall(
             libc::SYS_clone3,
-            &mut args as *mut libc::clone_args,
-            std::mem::size_of::<libc::clone_args>(),
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
         )
     };
     if r < 0 && last_errno() == libc::ENOSYS {
@@ -496,6 +516,27 @@ mod tests {
     use super::*;
     use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn clone_args_is_the_kernel_s_version_2() {
+        // CLONE_ARGS_SIZE_VER2, and the libc crate's layout where it has one.
+        assert_eq!(std::mem::size_of::<CloneArgs>(), 88);
+        #[cfg(target_pointer_width = "64")]
+        {
+            assert_eq!(
+                std::mem::size_of::<CloneArgs>(),
+                std::mem::size_of::<libc::clone_args>()
+            );
+            assert_eq!(
+                std::mem::offset_of!(CloneArgs, cgroup),
+                std::mem::offset_of!(libc::clone_args, cgroup)
+            );
+            assert_eq!(
+                std::mem::offset_of!(CloneArgs, exit_signal),
+                std::mem::offset_of!(libc::clone_args, exit_signal)
+            );
+        }
+    }
 
     #[test]
     fn the_walk_without_openat2_opens_what_the_path_names_and_refuses_every_symlink() {

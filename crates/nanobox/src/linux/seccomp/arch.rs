@@ -4,6 +4,9 @@
 //! filter of every architecture. A build for any other architecture compiles too, and
 //! [`Arch::native`] makes `build()` refuse it.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use crate::error::Error;
 
 /// `AUDIT_ARCH_*` values (linux/audit.h: the ELF machine, `__AUDIT_ARCH_64BIT`,
@@ -45,19 +48,43 @@ impl Arch {
 
     /// The architecture this build runs on; elsewhere the error `build()` returns.
     pub(crate) fn native() -> Result<Arch, Error> {
-        Arch::for_build(std::env::consts::ARCH, cfg!(target_pointer_width = "64"))
+        Arch::for_build(
+            std::env::consts::ARCH,
+            cfg!(target_pointer_width = "64"),
+            cfg!(target_endian = "little"),
+        )
     }
 
-    /// The table for a build for `arch` (with 64-bit pointers or not: x86_64's x32 ABI has
-    /// 32-bit ones and syscall numbers of its own).
-    pub(super) fn for_build(arch: &str, pointers_64: bool) -> Result<Arch, Error> {
+    /// The `nanobox doctor` line: (supported, detail, fix).
+    pub(crate) fn doctor() -> (bool, String, Option<String>) {
+        match Arch::native() {
+            Ok(a) => (
+                true,
+                format!("{}: the syscall filter has a table for it", a.name()),
+                None,
+            ),
+            Err(Error::HostUnsupported { cause, fix, .. }) => (false, cause, Some(fix)),
+            Err(e) => (false, e.to_string(), None),
+        }
+    }
+
+    /// The table for a build for `arch`, with 64-bit pointers or not (x86_64's x32 ABI has 32-bit
+    /// ones and syscall numbers of its own) and little-endian or not (aarch64_be has an `arch`
+    /// value of its own, and the filters compare the low half of each argument where a
+    /// little-endian machine keeps it).
+    pub(super) fn for_build(
+        arch: &str,
+        pointers_64: bool,
+        little_endian: bool,
+    ) -> Result<Arch, Error> {
         match Arch::from_name(arch) {
-            Some(a) if pointers_64 => Ok(a),
+            Some(a) if pointers_64 && little_endian => Ok(a),
             _ => {
-                let build = if pointers_64 {
-                    arch.to_string()
-                } else {
-                    format!("{arch} with 32-bit pointers")
+                let build = match (pointers_64, little_endian) {
+                    (true, true) => arch.to_string(),
+                    (false, true) => format!("{arch} with 32-bit pointers"),
+                    (true, false) => format!("big-endian {arch}"),
+                    (false, false) => format!("big-endian {arch} with 32-bit pointers"),
                 };
                 let known: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
                 Err(Error::HostUnsupported {
@@ -116,10 +143,17 @@ impl Arch {
 
     /// The number of syscall `name`, if the architecture has it.
     pub(super) fn nr(self, name: &str) -> Option<u32> {
-        self.table()
-            .iter()
-            .find(|&&(n, _)| n == name)
-            .map(|&(_, nr)| nr)
+        type ByName = OnceLock<HashMap<&'static str, u32>>;
+        static X86_64: ByName = OnceLock::new();
+        static AARCH64: ByName = OnceLock::new();
+        let by_name = match self {
+            Arch::X86_64 => &X86_64,
+            Arch::Aarch64 => &AARCH64,
+        };
+        by_name
+            .get_or_init(|| self.table().iter().copied().collect())
+            .get(name)
+            .copied()
     }
 }
 
@@ -129,16 +163,22 @@ mod tests {
 
     #[test]
     fn the_table_is_picked_by_architecture_and_any_other_is_refused_by_name() {
-        assert_eq!(Arch::for_build("x86_64", true).unwrap(), Arch::X86_64);
-        assert_eq!(Arch::for_build("aarch64", true).unwrap(), Arch::Aarch64);
-        for (arch, p64, shown) in [
-            ("riscv64", true, "riscv64"),
-            ("x86", false, "x86 with 32-bit pointers"),
-            ("arm", false, "arm with 32-bit pointers"),
-            ("x86_64", false, "x86_64 with 32-bit pointers"),
-            ("powerpc64", true, "powerpc64"),
+        assert_eq!(Arch::for_build("x86_64", true, true).unwrap(), Arch::X86_64);
+        assert_eq!(
+            Arch::for_build("aarch64", true, true).unwrap(),
+            Arch::Aarch64
+        );
+        for (arch, p64, le, shown) in [
+            ("riscv64", true, true, "riscv64"),
+            ("x86", false, true, "x86 with 32-bit pointers"),
+            ("arm", false, true, "arm with 32-bit pointers"),
+            ("x86_64", false, true, "x86_64 with 32-bit pointers"),
+            ("aarch64", true, false, "big-endian aarch64"),
+            ("aarch64", false, true, "aarch64 with 32-bit pointers"),
+            ("powerpc64", true, false, "big-endian powerpc64"),
+            ("mips", false, false, "big-endian mips with 32-bit pointers"),
         ] {
-            let e = Arch::for_build(arch, p64).unwrap_err();
+            let e = Arch::for_build(arch, p64, le).unwrap_err();
             let Error::HostUnsupported {
                 ref cause, ref fix, ..
             } = e

@@ -1147,6 +1147,13 @@ mod tests {
                 "a short tree: {}",
                 f.by_number.len()
             );
+            // The sizes docs/ARCHITECTURE.md gives (`-- --nocapture` shows them).
+            eprintln!(
+                "{}: number filter {} instructions, argument filter {}",
+                arch.name(),
+                f.by_number.len(),
+                f.by_argument.len()
+            );
             let numbers = |list: &[&str]| -> Vec<u32> {
                 list.iter().filter_map(|&name| arch.nr(name)).collect()
             };
