@@ -53,11 +53,11 @@ pub(crate) fn no_cgroup_fix(root: bool) -> &'static str {
     if root {
         "give this process a writable cgroup (cgroup2 mounted read-write; in a container a \
          private cgroup namespace)\nsee `nanobox doctor` (other ways, and the opt-in \
-         per-process rlimits: --allow-degraded-limits)"
+         per-process rlimits: allow_degraded_limits(), CLI --allow-degraded-limits)"
     } else {
         "run it in a login session, where systemd's user manager delegates a scope to nanobox, \
          or as root\nsee `nanobox doctor` (other ways, and the opt-in per-process rlimits: \
-         --allow-degraded-limits)"
+         allow_degraded_limits(), CLI --allow-degraded-limits)"
     }
 }
 
