@@ -772,3 +772,38 @@ fn sigterm_to_the_command_reaches_the_program_and_stop_ends_the_whole_run() {
         assert!(!alive(&pid), "{who:?}: daemon {pid} outlived the stop");
     });
 }
+
+/// Without user namespaces and without a writable cgroup (hidden in a mount namespace of its own,
+/// the host's untouched), a memory bomb under RLIMIT_AS is reported as the memory limit: the
+/// observer of its refusals works without namespaces too.
+#[test]
+fn a_memory_bomb_under_rlimit_as_is_the_memory_limit_here_too() {
+    if !common::is_root() {
+        eprintln!("skipped: hiding the cgroups (a mount namespace) needs root");
+        return;
+    }
+    both(|who| {
+        let (launcher, nb) = tools();
+        let bomb = "a = []\nwhile True:\n    a.append(' ' * 10**6)\n";
+        let o = common::without_cgroups(who)
+            .arg(launcher)
+            .arg(nb)
+            .args(["run", "--allow-degraded", "--memory", "64M", "--"])
+            .args(["python3", "-c", bomb])
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_code(&o, 137);
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("user namespaces unavailable") && err.contains("MemoryError"),
+            "{who:?}: {err}"
+        );
+        assert!(
+            err.lines()
+                .any(|l| l == "nanobox: the program was stopped by the memory limit (--memory 64M)"),
+            "{who:?}: {err}"
+        );
+    });
+}

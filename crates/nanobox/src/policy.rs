@@ -478,7 +478,11 @@ impl SandboxBuilder {
     /// address space, not memory, per process, and not `/tmp`; the CPU-time limit then applies to
     /// each process alone; a CPU limit pins the program to whole CPUs. Every result says which
     /// mechanism enforced each limit
-    /// ([`crate::RunResult::limits`]). Without this, such a host gets `HostUnsupported`.
+    /// ([`crate::RunResult::limits`]). Under `RLIMIT_AS` a program fails its own way (Python's
+    /// `MemoryError`, a null pointer); a run that fails after the limit refused one of its
+    /// requests is [`crate::Outcome::MemoryLimit`] (a seccomp observer in the caller sees the
+    /// refusals, on Linux 5.5+; `limits` says so). Without this, such a host gets
+    /// `HostUnsupported`.
     pub fn allow_degraded_limits(mut self) -> Self {
         self.allow_degraded_limits = true;
         self

@@ -19,7 +19,10 @@ pub enum Outcome {
     OutputLimit,
     /// The memory limit was reached and the kernel's OOM killer ended a process of the sandbox
     /// (known from the cgroup's OOM-kill counter, not guessed from `SIGKILL`); the program then
-    /// died or exited non-zero.
+    /// died or exited non-zero. With the degraded memory limit (`RLIMIT_AS`, see
+    /// [`crate::SandboxBuilder::allow_degraded_limits`]), nothing is killed: the limit refused an
+    /// address-space request of a process of the sandbox (seen by a seccomp observer), and the
+    /// program then died or exited non-zero.
     MemoryLimit,
     /// The CPU-time limit was spent: by the whole sandbox (the init ended the run) or by one
     /// process (`SIGXCPU` / `SIGKILL` from `RLIMIT_CPU`).

@@ -106,8 +106,8 @@ const SUBMISSIONS: &[(&str, &str, Verdict)] = &[
 
 both!(judge_compiles_with_gcc_inside_and_gives_four_verdicts, {
     if !cgroups() {
-        // The verdicts rest on the cgroup limits (a memory limit by RLIMIT_AS is only a failed
-        // malloc), which uid 65534 does not get on this host; the strict judge says so.
+        // The strict judge needs the cgroup limits, which uid 65534 does not get on this host,
+        // and says so; the degraded judge's verdicts are degraded_memory.rs's.
         let sub = TempDir::new();
         assert!(matches!(
             Sandbox::code_judge(sub.path()).build(),

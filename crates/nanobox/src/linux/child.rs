@@ -49,6 +49,7 @@ pub(crate) enum Step {
     DegradedInit,
     ResourceLimits,
     ProxyListener,
+    MemoryObserver,
 }
 
 impl Step {
@@ -76,6 +77,7 @@ impl Step {
             DegradedInit,
             ResourceLimits,
             ProxyListener,
+            MemoryObserver,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -106,6 +108,9 @@ impl Step {
             Step::ResourceLimits => "setting the resource limits (setrlimit)",
             Step::ProxyListener => {
                 "opening the network proxy's listener on the sandbox's loopback (127.0.0.1:3128)"
+            }
+            Step::MemoryObserver => {
+                "handing the memory limit's observer (a seccomp listener) to the caller"
             }
             Step::DegradedInit => {
                 "setting up the degraded init (subreaper, uid drop, no_new_privs, Landlock scope)"
@@ -175,6 +180,8 @@ pub(crate) struct ChildArgs<'a> {
     pub proxy_sock: RawFd,
     /// The port the listener binds on the sandbox's loopback.
     pub proxy_port: u16,
+    /// With a memory limit by RLIMIT_AS: the program sends its refusals' observer to the caller.
+    pub memwatch: Option<super::memwatch::ChildSide>,
 }
 
 fn exit(code: i32) -> ! {
@@ -394,6 +401,9 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
         libc::close(a.stdout);
         libc::close(a.stderr);
         libc::close(rep);
+        if let Some(m) = a.memwatch {
+            libc::close(m.sock);
+        }
     }
     let deadline = if a.wall_limit_ns > 0 {
         start.saturating_add(a.wall_limit_ns)
@@ -737,6 +747,12 @@ fn program_main(a: &ChildArgs<'_>, init_pid: libc::pid_t) -> ! {
     }
     if let Err(e) = rustix::process::chdir(a.workdir) {
         step_fail(rep, Step::WorkingDir, e.raw_os_error());
+    }
+    // Before the main filters, which need not allow its seccomp call.
+    if let Some(m) = a.memwatch {
+        if let Err(e) = m.install() {
+            step_fail(rep, Step::MemoryObserver, e);
+        }
     }
     // Last before execve: from here on the program's syscalls are filtered.
     for f in [&a.filters.by_number, &a.filters.by_argument] {

@@ -13,6 +13,7 @@ mod container;
 mod degraded;
 mod landlock;
 mod limits;
+mod memwatch;
 mod plan;
 mod pools;
 mod probe;
@@ -58,6 +59,8 @@ pub(crate) struct Prepared {
     /// Set when the host has no user namespaces and the policy allowed the degraded mode.
     degraded: Option<degraded::Degraded>,
     limits: limits::LimitsPlan,
+    /// With a memory limit by RLIMIT_AS: how its refusals are observed.
+    memwatch: Option<memwatch::Plan>,
     ncpu: u64,
     /// The degraded mode's and the degraded limits' weaknesses.
     notes: Vec<String>,
@@ -157,6 +160,7 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         notes: Vec::new(),
         proxy: proxy_config(policy)?,
         limits: limits::plan(policy)?,
+        memwatch: None,
         ncpu: limits::online_cpus(),
         workdir,
         env,
@@ -165,6 +169,7 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
     if no_landlock {
         prep.notes.push(landlock::MISSING_NOTE.into());
     }
+    prep.memwatch = memwatch::plan(&mut prep.limits);
     let limit_notes = prep.limits.notes();
     prep.notes.extend(limit_notes);
     prep.limits.rlimits.extend(pools.rlimits);
@@ -368,11 +373,13 @@ fn prepare_degraded(policy: &Policy, lost: &str, missing: &'static str) -> Resul
         proxy: None,
         degraded: Some(deg),
         limits: limits::plan(policy)?,
+        memwatch: None,
         ncpu: limits::online_cpus(),
         workdir: userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes())?,
         env,
         path_dirs,
     };
+    prep.memwatch = memwatch::plan(&mut prep.limits);
     let limit_notes = prep.limits.notes();
     prep.notes.extend(limit_notes);
     // The rlimit-bounded pools hold without namespaces too; the others are the host's here.
@@ -639,6 +646,11 @@ pub(crate) fn spawn(
         ),
         None => None,
     };
+    let memwatch_pair = prep
+        .memwatch
+        .as_ref()
+        .map(|_| memwatch::pair())
+        .transpose()?;
     let init_scope = match &prep.degraded {
         Some(_) => Some(landlock::scope_only_ruleset()?),
         None => None,
@@ -659,6 +671,7 @@ pub(crate) fn spawn(
     .chain(init_scope.as_ref().map(|f| f.as_raw_fd()))
     .chain(cpu_fd)
     .chain(proxy_pair.as_ref().map(|(_, c)| c.as_raw_fd()))
+    .chain(memwatch_pair.as_ref().map(|(_, c)| c.as_raw_fd()))
     .collect();
     keep.sort_unstable();
 
@@ -713,6 +726,10 @@ pub(crate) fn spawn(
             .map(|(_, c)| c.as_raw_fd())
             .unwrap_or(-1),
         proxy_port: crate::policy::PROXY_PORT,
+        memwatch: prep
+            .memwatch
+            .zip(memwatch_pair.as_ref())
+            .map(|(m, (_, c))| m.child_side(c.as_raw_fd())),
     };
 
     // Block every signal in this thread across the clone, so that none is delivered to the child
@@ -752,6 +769,7 @@ pub(crate) fn spawn(
         init_scope,
     ));
     let proxy_sock = proxy_pair.map(|(parent, _child)| parent);
+    let memwatch_sock = memwatch_pair.map(|(parent, _child)| parent);
 
     let abort = |err: Error| {
         userns::kill_pidfd(&pidfd);
@@ -864,7 +882,18 @@ pub(crate) fn spawn(
             io::Error::new(io::ErrorKind::UnexpectedEof, "short report"),
         )));
     }
-    // The program runs: its proxy listener is waiting on the hand-off socket.
+    // The program runs, and waits on its first mmap for the observer of its memory limit.
+    let mut run_notes = prep.degraded_notes().to_vec();
+    let memwatch = match (&prep.memwatch, &memwatch_sock) {
+        (Some(plan), Some(sock)) => memwatch::start(sock, plan, &mut run_notes).map_err(|e| {
+            abort(Error::Setup {
+                step: "starting the memory limit's observer".into(),
+                source: e,
+            })
+        })?,
+        _ => None,
+    };
+    // Its proxy listener is waiting on the hand-off socket.
     let proxy = match (&prep.proxy, &proxy_sock) {
         (Some(cfg), Some(sock)) => {
             let listener = recv_listener(sock).map_err(|e| {
@@ -896,12 +925,13 @@ pub(crate) fn spawn(
         },
         policy,
         process::Extras {
-            degraded: prep.degraded_notes().to_vec(),
+            degraded: run_notes,
             run_dir,
             cgroup,
             enforcement: prep.limits.enforcement.clone(),
             cpu_time_limit: policy.limits.cpu_time,
             proxy,
+            memwatch,
         },
     ))
 }

@@ -96,6 +96,8 @@ pub(crate) struct Extras {
     pub cpu_time_limit: Option<Duration>,
     /// The run's filtering proxy, stopped when the run ends.
     pub proxy: Option<crate::proxy::ProxyHandle>,
+    /// With a memory limit by RLIMIT_AS: the observer of its refusals, stopped when the run ends.
+    pub memwatch: Option<super::memwatch::Watch>,
 }
 
 /// What a finished run used.
@@ -117,6 +119,8 @@ pub(crate) struct Ending {
     pub wall_limit: Option<Duration>,
     /// The cgroup's OOM killer ended a process of the run.
     pub oom: bool,
+    /// RLIMIT_AS (the degraded memory limit) refused a request of a process of the run.
+    pub address_space_refused: bool,
     pub cpu_limit: Option<Duration>,
     pub cpu_used: Option<Duration>,
 }
@@ -144,7 +148,7 @@ pub(crate) fn decide(e: &Ending) -> Option<Outcome> {
             if let Some(w) = e.wall_limit.filter(|w| el > *w) {
                 c.push((w, 2, Outcome::WallTimeLimit));
             }
-            if e.oom && own != Outcome::Exited(0) {
+            if (e.oom || e.address_space_refused) && own != Outcome::Exited(0) {
                 c.push((el, 0, Outcome::MemoryLimit));
             }
             let spent = matches!((e.cpu_limit, e.cpu_used), (Some(l), Some(u)) if u >= l);
@@ -390,6 +394,11 @@ impl Process {
         if let Some(p) = self.extras.proxy.take() {
             self.network = p.stop();
         }
+        // Every process of the run is gone: nothing more to observe.
+        let seen = self.extras.memwatch.take().map(|w| w.finish());
+        if let Some(note) = seen.as_ref().and_then(|s| s.note()) {
+            self.extras.degraded.push(note);
+        }
         let output_at = self
             .shared
             .output_limit_at
@@ -402,6 +411,7 @@ impl Process {
             output_at,
             wall_limit: self.wall_limit,
             oom,
+            address_space_refused: seen.is_some_and(|s| s.refusals > 0),
             cpu_limit: self.extras.cpu_time_limit,
             cpu_used: Some(usage.cpu_time),
         };
@@ -680,6 +690,29 @@ mod tests {
             ..Ending::default()
         };
         assert_eq!(decide(&e), Some(Outcome::MemoryLimit));
+    }
+
+    #[test]
+    fn a_refused_address_space_request_is_a_memory_limit_unless_the_program_succeeded() {
+        for (kind, v) in [
+            (child::STATUS_EXITED, 1),
+            (child::STATUS_SIGNALED, libc::SIGSEGV),
+            (child::STATUS_SIGNALED, libc::SIGABRT),
+        ] {
+            let mut e = ended(kind, v, 50);
+            assert_ne!(decide(&e), Some(Outcome::MemoryLimit));
+            e.address_space_refused = true;
+            assert_eq!(decide(&e), Some(Outcome::MemoryLimit), "{kind} {v}");
+        }
+        // The program handled the refusal.
+        let mut e = ended(child::STATUS_EXITED, 0, 50);
+        e.address_space_refused = true;
+        assert_eq!(decide(&e), Some(Outcome::Exited(0)));
+        // Refused, then ended by the wall-time limit: the limit that ended it.
+        let mut e = ended(child::STATUS_TIMEOUT, 0, 1000);
+        e.wall_limit = Some(ms(1000));
+        e.address_space_refused = true;
+        assert_eq!(decide(&e), Some(Outcome::WallTimeLimit));
     }
 
     #[test]

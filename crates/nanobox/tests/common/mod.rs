@@ -121,7 +121,7 @@ pub fn compile_c(dir: &Path, name: &str, source: &str) -> PathBuf {
 }
 
 /// A copy of this test binary that uid 65534 can execute.
-fn user_copy() -> &'static Path {
+pub fn user_copy() -> &'static Path {
     static COPY: OnceLock<PathBuf> = OnceLock::new();
     COPY.get_or_init(|| {
         use std::os::unix::fs::PermissionsExt;
