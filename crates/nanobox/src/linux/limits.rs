@@ -55,8 +55,8 @@ pub(crate) fn no_cgroup_fix(root: bool) -> &'static str {
          private cgroup namespace)\nsee `nanobox doctor` (other ways, and the opt-in \
          per-process rlimits: allow_degraded_limits(), CLI --allow-degraded-limits)"
     } else {
-        "run it in a login session, where systemd's user manager delegates a scope to nanobox, \
-         or as root\nsee `nanobox doctor` (other ways, and the opt-in per-process rlimits: \
+        "run it in a login session (systemd's user manager delegates a scope), or as \
+         root\nsee `nanobox doctor` (other ways, and the opt-in per-process rlimits: \
          allow_degraded_limits(), CLI --allow-degraded-limits)"
     }
 }
@@ -67,7 +67,7 @@ fn refuse(what: &'static str, controller: &str, host: Option<&Host>) -> Error {
     let euid = rustix::process::geteuid();
     let systemd = host
         .and_then(|h| h.systemd_why.as_deref())
-        .map(|why| format!(", and no delegated scope could be had: {why}"))
+        .map(|why| format!(", and no systemd scope: {why}"))
         .unwrap_or_default();
     Error::HostUnsupported {
         missing: what,
