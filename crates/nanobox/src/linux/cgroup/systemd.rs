@@ -343,14 +343,14 @@ mod holder {
     }
 }
 
-/// The real user manager, over D-Bus (zbus on a runtime of its own).
+/// The real user manager, over D-Bus (zbus's blocking API on async-io: zbus's tokio mode would
+/// turn on tokio's process driver, whose signal pipe would stay open in the caller for good).
 mod bus {
     use super::*;
     use zbus::zvariant::Value;
 
     pub(super) struct Bus {
-        rt: tokio::runtime::Runtime,
-        conn: zbus::Connection,
+        conn: zbus::blocking::Connection,
         how: String,
     }
 
@@ -365,43 +365,31 @@ mod bus {
         let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(format!("/run/user/{uid}")));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("starting a D-Bus client: {e}"))?;
         let private = runtime_dir.join("systemd/private");
         let address = std::env::var("DBUS_SESSION_BUS_ADDRESS")
             .unwrap_or_else(|_| format!("unix:path={}", runtime_dir.join("bus").display()));
-        let r = rt.block_on(async {
-            zbus::connection::Builder::address(address.as_str())?
-                .build()
-                .await
-        });
-        match r {
-            Ok(conn) => Ok(Bus {
-                rt,
+        let bus = runtime_dir.join("bus");
+        if address.ends_with("/bus") && !bus.exists() {
+            return Err(if private.exists() {
+                format!(
+                    "a systemd user manager runs for uid {uid}, but there is no user bus \
+                     ({} is missing: install dbus-user-session)",
+                    bus.display()
+                )
+            } else {
+                format!(
+                    "no systemd user manager runs for uid {uid} ({} does not exist)",
+                    bus.display()
+                )
+            });
+        }
+        zbus::blocking::connection::Builder::address(address.as_str())
+            .and_then(|b| b.method_timeout(Duration::from_secs(10)).build())
+            .map(|conn| Bus {
                 conn,
                 how: format!("the user bus {address}"),
-            }),
-            Err(e) => {
-                let bus = runtime_dir.join("bus");
-                if address.ends_with("/bus") && !bus.exists() {
-                    return Err(if private.exists() {
-                        format!(
-                            "a systemd user manager runs for uid {uid}, but there is no user bus \
-                             ({} is missing: install dbus-user-session)",
-                            bus.display()
-                        )
-                    } else {
-                        format!(
-                            "no systemd user manager runs for uid {uid} ({} does not exist)",
-                            bus.display()
-                        )
-                    });
-                }
-                Err(format!("the user bus {address} could not be reached: {e}"))
-            }
-        }
+            })
+            .map_err(|e| format!("the user bus {address} could not be reached: {e}"))
     }
 
     impl Bus {
@@ -409,16 +397,8 @@ mod bus {
         where
             B: serde::Serialize + zbus::zvariant::DynamicType,
         {
-            self.rt
-                .block_on(async {
-                    tokio::time::timeout(
-                        Duration::from_secs(10),
-                        self.conn
-                            .call_method(Some(DEST), PATH, Some(IFACE), method, body),
-                    )
-                    .await
-                })
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in 10 s"))?
+            self.conn
+                .call_method(Some(DEST), PATH, Some(IFACE), method, body)
                 .map(drop)
                 .map_err(|e| match e {
                     zbus::Error::MethodError(name, text, _) => io::Error::other(format!(
