@@ -534,30 +534,10 @@ fn send_proxy_listener(sock: RawFd, port: u16) -> Result<(), i32> {
             libc::close(fd);
             return Err(e);
         }
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        // Room for one descriptor, aligned for cmsghdr.
-        let mut cbuf = [0u64; 4];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        let r = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
-        let e = last_errno();
+        let r = super::sys::send_fd(sock, &[0], Some(fd));
         libc::close(fd);
         libc::close(sock);
-        if r != 1 {
-            return Err(e);
-        }
+        r?;
     }
     Ok(())
 }

@@ -240,32 +240,7 @@ impl ChildSide {
 
 /// Send `status` (0: `fd` attached; else the errno of the refused filter) on `sock`.
 fn send(sock: RawFd, status: i32, fd: RawFd) -> Result<(), i32> {
-    // SAFETY: sendmsg on stack data: the iovec and the control buffer live until it returns.
-    unsafe {
-        let mut data = status.to_ne_bytes();
-        let mut iov = libc::iovec {
-            iov_base: data.as_mut_ptr().cast(),
-            iov_len: data.len(),
-        };
-        // Room for one descriptor, aligned for cmsghdr.
-        let mut cbuf = [0u64; 4];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if fd >= 0 {
-            msg.msg_control = cbuf.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        }
-        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) != data.len() as isize {
-            return Err(last_errno());
-        }
-    }
-    Ok(())
+    super::sys::send_fd(sock, &status.to_ne_bytes(), (fd >= 0).then_some(fd))
 }
 
 /// Receive the listener the program sent on `sock` (before its execve, so it is there when the
@@ -276,28 +251,16 @@ pub(crate) fn start(
     plan: &Plan,
     notes: &mut Vec<String>,
 ) -> io::Result<Option<Watch>> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut anc = RecvAncillaryBuffer::new(&mut space);
     let mut status = [0u8; 4];
-    let got = rustix::net::recvmsg(
-        sock,
-        &mut [io::IoSliceMut::new(&mut status)],
-        &mut anc,
-        RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
-    );
-    let listener = anc.drain().find_map(|m| match m {
-        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
-        _ => None,
-    });
-    let why = match (got, listener) {
-        (Ok(_), Some(fd)) => return watch(fd, plan).map(Some),
-        (Ok(m), None) if m.bytes == 4 => format!(
+    let why = match super::sys::recv_fd(sock, &mut status) {
+        Ok((_, Some(fd))) => return watch(fd, plan).map(Some),
+        Ok((4, None)) => format!(
             "the kernel refused the observer's seccomp filter: {}",
             io::Error::from_raw_os_error(i32::from_ne_bytes(status))
         ),
-        (Err(rustix::io::Errno::AGAIN), _) | (Ok(_), None) => "the program sent no listener".into(),
-        (Err(e), _) => return Err(e.into()),
+        Ok(_) => "the program sent no listener".into(),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => "the program sent no listener".into(),
+        Err(e) => return Err(e),
     };
     notes.push(format!(
         "memory limit: this run's RLIMIT_AS refusals were not observed ({why}): a program it \

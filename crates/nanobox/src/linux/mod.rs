@@ -304,24 +304,10 @@ fn proxy_config(policy: &Policy) -> Result<Option<crate::proxy::ProxyConfig>> {
 
 /// Receive the proxy's listener that the init sent over `sock`.
 fn recv_listener(sock: &OwnedFd) -> io::Result<std::net::TcpListener> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut anc = RecvAncillaryBuffer::new(&mut space);
-    let mut byte = [0u8; 1];
-    rustix::net::recvmsg(
-        sock,
-        &mut [io::IoSliceMut::new(&mut byte)],
-        &mut anc,
-        RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
-    )?;
-    for msg in anc.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
-            if let Some(fd) = fds.next() {
-                return Ok(std::net::TcpListener::from(fd));
-            }
-        }
+    match sys::recv_fd(sock, &mut [0u8; 1])? {
+        (_, Some(fd)) => Ok(std::net::TcpListener::from(fd)),
+        (_, None) => Err(io::Error::other("the sandbox init sent no listener")),
     }
-    Err(io::Error::other("the sandbox init sent no listener"))
 }
 
 /// The environment's strings and the PATH directories the program is looked up in.

@@ -362,6 +362,61 @@ fn open_by_components(path: &Path) -> std::io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Send `data` on the unix socket `sock`, with `fd` attached (SCM_RIGHTS) when there is one.
+/// Async-signal-safe: one sendmsg on stack data. The hand-off of a descriptor from inside the
+/// sandbox to the caller (the proxy's listener, the memory observer's seccomp listener).
+pub(crate) fn send_fd(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> Result<(), Errno> {
+    // SAFETY: sendmsg reads the iovec, the data and the control buffer, all of which outlive the
+    // call; the kernel does not write through iov_base on send.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // Room for one descriptor, aligned for cmsghdr.
+        let mut cbuf = [0u64; 4];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if let Some(fd) = fd {
+            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        }
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) != data.len() as isize {
+            return Err(last_errno());
+        }
+    }
+    Ok(())
+}
+
+/// The caller's side of [`send_fd`], without waiting: the bytes received into `data` (0 when
+/// nothing was sent: `WouldBlock`'s case is an `Err`) and the descriptor, close-on-exec, if one
+/// came with them.
+pub(crate) fn recv_fd(
+    sock: &std::os::fd::OwnedFd,
+    data: &mut [u8],
+) -> std::io::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        sock,
+        &mut [std::io::IoSliceMut::new(data)],
+        &mut anc,
+        RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let fd = anc.drain().find_map(|m| match m {
+        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    });
+    Ok((got.bytes, fd))
+}
+
 /// The calling thread's errno (async-signal-safe).
 pub(crate) fn last_errno() -> Errno {
     std::io::Error::last_os_error()
