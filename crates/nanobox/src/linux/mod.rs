@@ -755,12 +755,22 @@ pub(crate) fn spawn(
         init_scope,
     ));
     let proxy_sock = proxy_pair.map(|(parent, _child)| parent);
-    let memwatch_sock = memwatch_pair.map(|(parent, _child)| parent);
 
     let abort = |err: Error| {
         userns::kill_pidfd(&pidfd);
         let _ = userns::wait_pidfd(&pidfd);
         err
+    };
+    // The observer's thread waits for the program's listener from now on (the program waits on
+    // its first brk for it to answer).
+    let memwatch = match (&prep.memwatch, memwatch_pair) {
+        (Some(plan), Some((sock, _child))) => Some(memwatch::start(sock, plan).map_err(|e| {
+            abort(Error::Setup {
+                step: "starting the memory limit's observer".into(),
+                source: e,
+            })
+        })?),
+        _ => None,
     };
     // The sandbox is the OOM killer's first choice, whatever protection the caller has; written by
     // a parent with CAP_SYS_RESOURCE it is also a floor the program cannot lower.
@@ -868,18 +878,7 @@ pub(crate) fn spawn(
             io::Error::new(io::ErrorKind::UnexpectedEof, "short report"),
         )));
     }
-    // The program runs, and waits on its first mmap for the observer of its memory limit.
-    let mut run_notes = prep.degraded_notes().to_vec();
-    let memwatch = match (&prep.memwatch, &memwatch_sock) {
-        (Some(plan), Some(sock)) => memwatch::start(sock, plan, &mut run_notes).map_err(|e| {
-            abort(Error::Setup {
-                step: "starting the memory limit's observer".into(),
-                source: e,
-            })
-        })?,
-        _ => None,
-    };
-    // Its proxy listener is waiting on the hand-off socket.
+    // The program runs: its proxy listener is waiting on the hand-off socket.
     let proxy = match (&prep.proxy, &proxy_sock) {
         (Some(cfg), Some(sock)) => {
             let listener = recv_listener(sock).map_err(|e| {
@@ -911,7 +910,7 @@ pub(crate) fn spawn(
         },
         policy,
         process::Extras {
-            degraded: run_notes,
+            degraded: prep.degraded_notes().to_vec(),
             run_dir,
             cgroup,
             enforcement: prep.limits.enforcement.clone(),

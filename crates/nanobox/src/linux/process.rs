@@ -396,8 +396,10 @@ impl Process {
         }
         // Every process of the run is gone: nothing more to observe.
         let seen = self.extras.memwatch.take().map(|w| w.finish());
-        if let Some(note) = seen.as_ref().and_then(|s| s.note()) {
-            self.extras.degraded.push(note);
+        if let Some(s) = &seen {
+            self.extras
+                .degraded
+                .extend(s.unobserved().into_iter().chain(s.note()));
         }
         let output_at = self
             .shared
