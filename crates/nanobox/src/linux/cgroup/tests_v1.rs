@@ -168,11 +168,41 @@ fn cgroup_real_cpu_usage_grows_and_the_cpu_limit_throttles() {
         println!("skipping cpu test: {}", host.cpu_accounting_reason);
         return;
     }
-    // Unlimited, then at 0.5 cores: a busy loop for 1 s of wall time each.
+    // Unlimited, then at 0.5 cores: a busy loop for 1 s of wall time each. The comparison says
+    // something only when the unlimited loop got most of a core: on a host whose cores other
+    // work keeps busy it may not (434 ms seen under three parallel builds), and the pair is
+    // measured again, up to three times. The limited loop's bound holds whatever the load.
     let mut used = Vec::new();
-    for cpu in [None, Some(0.5)] {
+    for attempt in 1..=3 {
+        used = busy_second_each(&host, &[None, Some(0.5)]);
+        println!(
+            "cpu test, attempt {attempt}: 1 s busy: {:?} unlimited, {:?} at 0.5 cores",
+            used[0], used[1]
+        );
+        assert!(
+            used[1] < Duration::from_millis(750),
+            "0.5 cores for 1 s: {:?}",
+            used[1]
+        );
+        if used[0] > Duration::from_millis(600) {
+            break;
+        }
+    }
+    assert!(used[0] > Duration::from_millis(600), "{:?}", used[0]);
+    assert!(
+        used[1] > Duration::from_millis(250),
+        "0.5 cores for 1 s: {:?}",
+        used[1]
+    );
+}
+
+/// The CPU time a busy loop used in 1 s of wall time in a run cgroup with each `cpu` limit,
+/// asserting on the way that the cgroup's usage grows as the init would read it.
+fn busy_second_each(host: &Host, cpus: &[Option<f64>]) -> Vec<Duration> {
+    let mut used = Vec::new();
+    for &cpu in cpus {
         let mut run = RunCgroup::create(
-            &host,
+            host,
             &Limits {
                 cpu,
                 ..Limits::default()
@@ -203,16 +233,7 @@ fn cgroup_real_cpu_usage_grows_and_the_cpu_limit_throttles() {
         assert_gone(&dirs);
         used.push(usage);
     }
-    println!(
-        "cpu test: 1 s busy: {:?} unlimited, {:?} at 0.5 cores",
-        used[0], used[1]
-    );
-    assert!(used[0] > Duration::from_millis(600), "{:?}", used[0]);
-    assert!(
-        used[1] < Duration::from_millis(750) && used[1] > Duration::from_millis(250),
-        "0.5 cores for 1 s: {:?}",
-        used[1]
-    );
+    used
 }
 
 #[test]
