@@ -15,6 +15,10 @@
 //! profile's structure; the few literal strings (the run's tag, sysctl and service names) go
 //! through [`quote`].
 
+// Nothing on macOS calls the generator until the macOS backend lands; this line goes when it does
+// (the items' own attributes keep the other platforms' builds quiet).
+#![cfg_attr(target_os = "macos", allow(dead_code))]
+
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -199,6 +203,12 @@ const SYSTEM_PATHS: &[(&str, &str, Access, &str)] = &[
         "private frameworks the public ones load",
     ),
     (
+        "SYS_DYLD",
+        "/System/Library/dyld",
+        Access::ReadExec,
+        "the dyld shared cache of macOS 11 and 12",
+    ),
+    (
         "SYS_APPLE_LIBRARY",
         "/Library/Apple/System/Library",
         Access::ReadExec,
@@ -227,6 +237,24 @@ const SYSTEM_PATHS: &[(&str, &str, Access, &str)] = &[
         "/private/var/db/timezone",
         Access::Read,
         "the zone files /etc/localtime points to",
+    ),
+    (
+        "SYS_SELECT",
+        "/private/var/select",
+        Access::Read,
+        "the system's choice of shell, which the sh program reads to start it",
+    ),
+    (
+        "SYS_XCODE_SELECT_LINK",
+        "/private/var/db/xcode_select_link",
+        Access::Read,
+        "the developer directory the python3, git and cc shims of the system run from",
+    ),
+    (
+        "SYS_COMMAND_LINE_TOOLS",
+        "/Library/Developer/CommandLineTools",
+        Access::ReadExec,
+        "the system's python3, git and compilers behind those shims",
     ),
     (
         "SYS_ETC",

@@ -383,14 +383,10 @@ fn an_allowlist_without_a_proxy_port_is_refused() {
 #[test]
 fn a_read_only_mount_inside_a_read_write_one_is_decided_after_it() {
     let p = profile(&policy(Mounts::RoInRw, false, false), &run(false)).unwrap();
-    let names: Vec<&str> = ["MOUNT_0", "MOUNT_1"]
-        .into_iter()
-        .map(|n| {
-            let v = &p.params.iter().find(|(k, _)| k == n).unwrap().1;
-            assert!(v.starts_with(HOME));
-            n
-        })
-        .collect();
+    let value = |n: &str| p.params.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    assert_eq!(value("MOUNT_0"), Path::new(HOME).join("work"));
+    assert_eq!(value("MOUNT_1"), Path::new(HOME).join("work/reference"));
+    let names = ["MOUNT_0", "MOUNT_1"];
     let rw = p
         .text
         .find(&format!(
@@ -736,11 +732,14 @@ fn every_golden_profile_passes_the_structural_check() {
     }
     for (name, policy, run) in cases() {
         let p = profile(&policy, &run).unwrap();
-        // The golden on disk is what is checked (it equals `p.text` when the golden test passes).
-        let golden = std::fs::read_to_string(golden_dir().join(format!("{name}.sb")))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let names: Vec<&str> = p.params.iter().map(|(n, _)| n.as_str()).collect();
-        check_text(&golden, &names, TAG).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The golden on disk is checked too (it equals `p.text` when the golden test passes),
+        // but not while that test rewrites it.
+        if std::env::var_os("UPDATE_GOLDEN").is_none() {
+            let golden = std::fs::read_to_string(golden_dir().join(format!("{name}.sb")))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let names: Vec<&str> = p.params.iter().map(|(n, _)| n.as_str()).collect();
+            check_text(&golden, &names, TAG).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
         check_with_tinyscheme(&p, TAG).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
