@@ -65,6 +65,26 @@ pub(crate) struct Profile {
     pub params: Vec<(String, PathBuf)>,
 }
 
+impl Profile {
+    /// The text with every `(param "NAME")` replaced by its path, quoted: for showing a profile
+    /// (`explain()`), never for running one (the run passes the paths as parameters). Fails on a
+    /// path that is not UTF-8 or holds a control character.
+    #[cfg_attr(not(any(target_os = "macos", test)), allow(dead_code))]
+    pub(crate) fn expanded(&self) -> Result<String> {
+        let mut text = self.text.clone();
+        for (name, path) in &self.params {
+            let shown = path.to_str().ok_or_else(|| {
+                bad_path(
+                    path,
+                    "it is not UTF-8 and cannot be shown in a profile's text",
+                )
+            })?;
+            text = text.replace(&format!("(param {})", quote(name)?), &quote(shown)?);
+        }
+        Ok(text)
+    }
+}
+
 /// The links macOS itself puts at the top of the file system, and their targets.
 const FIXED_LINKS: &[(&str, &str)] = &[("tmp", "tmp"), ("var", "var"), ("etc", "etc")];
 

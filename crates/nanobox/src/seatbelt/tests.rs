@@ -967,3 +967,21 @@ fn the_log_predicate_selects_sandbox_messages_with_the_tag() {
         r#"(eventMessage CONTAINS "Sandbox: ") AND (eventMessage CONTAINS "nanobox-1234-7")"#
     );
 }
+
+#[test]
+fn the_expanded_text_shows_every_path_in_place_of_its_parameter() {
+    let p = profile(&policy(Mounts::RoInRw, true, false), &run(true)).unwrap();
+    let shown = p.expanded().unwrap();
+    assert!(!shown.contains("(param "), "every parameter replaced");
+    for (_, path) in &p.params {
+        let q = quote(path.to_str().unwrap()).unwrap();
+        assert!(
+            shown.contains(&format!("(subpath {q})")) || shown.contains(&format!("(literal {q})")),
+            "{q}"
+        );
+    }
+    assert!(shown.contains(&format!("(subpath \"{HOME}/work/reference\")")));
+    let mut bad = p.clone();
+    bad.params[0].1 = "/a\nb".into();
+    assert!(bad.expanded().is_err());
+}
