@@ -9,7 +9,7 @@
 ; so (sbpl-end), which prints the sentinel SBPL-CHECK-OK, runs only when the whole profile was
 ; read and every form in it passed.
 ;
-; Written for Debian's TinyScheme 1.4x, whose string-ref (and so string=?, string->list) is
+; Written for Debian's TinyScheme (1.42, package 1.42.svn.2020.06.04), whose string-ref (and so string=?, string->list) is
 ; unusable: strings are compared as interned symbols, characters as one-character substrings.
 
 (define (sbpl-fail . what) (apply error (cons "SBPL-CHECK-FAIL:" what)))
