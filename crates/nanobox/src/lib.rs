@@ -48,6 +48,7 @@ mod probe;
 pub mod proxy;
 mod result;
 mod sandbox;
+mod seatbelt;
 mod units;
 
 #[cfg(target_os = "linux")]
