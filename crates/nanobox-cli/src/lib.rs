@@ -328,19 +328,21 @@ struct RunArgs {
     #[arg(long, value_name = "NAME", help_heading = "Presets", value_enum)]
     preset: Option<Preset>,
 
-    /// The agent preset's workspace, read-write at /workspace
+    /// The agent preset's workspace, read-write at /workspace (macOS: at its own path;
+    /// NANOBOX_WORKSPACE names it)
     #[arg(long, value_name = "DIR", help_heading = "Presets")]
     workspace: Option<PathBuf>,
 
-    /// The judge preset's submission, read-only at /submission
+    /// The judge preset's submission, read-only at /submission (macOS: at its own path;
+    /// NANOBOX_SUBMISSION names it)
     #[arg(long, value_name = "DIR", help_heading = "Presets")]
     submission: Option<PathBuf>,
 
-    /// The data preset's input, read-only at /input
+    /// The data preset's input, read-only at /input (macOS: at its own path; NANOBOX_INPUT)
     #[arg(long, value_name = "DIR", help_heading = "Presets")]
     input: Option<PathBuf>,
 
-    /// The data preset's output, read-write at /output
+    /// The data preset's output, read-write at /output (macOS: at its own path; NANOBOX_OUTPUT)
     #[arg(long, value_name = "DIR", help_heading = "Presets")]
     output: Option<PathBuf>,
 
