@@ -203,7 +203,7 @@ enum CompletionShell {
 struct RunArgs {
     /// Take options from FILE, a TOML policy file (docs/API.md, "Config file")
     ///
-    /// Every option of this command but --json can be written in it; relative paths in it are
+    /// Every option of this command but --json, --explain and --platform can be written in it; relative paths in it are
     /// relative to its directory. Flags override the file: a flag's value replaces the file's
     /// (--preset too: the file's preset directories are kept only if it names the same preset);
     /// --env and --pool-limit add to the file's, a name set both ways taking the flag's value;
