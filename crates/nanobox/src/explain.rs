@@ -335,10 +335,14 @@ impl SandboxBuilder {
     /// assert_eq!(e.mounts[0].sandbox, "/Users/me/sub"); // at its own path on macOS
     /// assert_eq!(e.argv().unwrap()[0], "/usr/bin/sandbox-exec");
     /// println!("{}", e.profile().unwrap());
-    /// // The same builder on Linux: the fixed path.
+    /// // The same builder explained for Linux shows the fixed path; on a Linux host the mount
+    /// // source is checked for real, as build() checks it.
     /// let e = judge.explain(Platform::Linux, "python3", &["main.py"]);
-    /// # #[cfg(not(target_os = "linux"))]
-    /// assert_eq!(e?.mounts[0].sandbox, "/submission");
+    /// if Platform::current() == Some(Platform::Linux) {
+    ///     assert_eq!(e.unwrap_err().kind(), "mount_source_missing");
+    /// } else {
+    ///     assert_eq!(e?.mounts[0].sandbox, "/submission");
+    /// }
     /// // macOS cannot show a host path elsewhere: refused, as build() would there.
     /// let remap = Sandbox::builder().mount("/Users/me/data", "/data", Permission::ReadOnly);
     /// assert!(remap.explain(Platform::MacOs, "ls", &["/data"]).is_err());

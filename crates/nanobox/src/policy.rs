@@ -563,7 +563,8 @@ pub(crate) struct Policy {
     pub working_dir: PathBuf,
     /// Whether the working directory was set (by `working_dir` or a preset). Where it was not,
     /// the macOS backend uses the run's private temporary directory instead of `working_dir`
-    /// (and `PWD`, which names `working_dir`).
+    /// (and `PWD`, which names `working_dir`; and `HOME` where it is the default `/tmp`), as
+    /// [`crate::SandboxBuilder::explain`] shows it.
     pub working_dir_explicit: bool,
     /// The program's whole environment, in order.
     pub env: Vec<(String, String)>,
