@@ -157,6 +157,13 @@ class SandboxBuilder:
         """Apply the keyword options of Sandbox(...)."""
     def build(self) -> Sandbox:
         """Check every option and build the sandbox (raises a SandboxError subclass)."""
+    def explain(
+        self,
+        program: _StrPath,
+        args: Optional[Iterable[_StrPath]] = None,
+        platform: Optional[Literal["linux", "macos", "windows"]] = None,
+    ) -> dict[str, Any]:
+        """What a run would do on platform (default: this one), running nothing: the Explanation's fields and 'text'."""
 
 @final
 class Sandbox:

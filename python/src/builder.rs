@@ -261,6 +261,39 @@ impl SandboxBuilder {
             .map_err(|e| to_py(py, e))
     }
 
+    /// What a run of `program` with `args` would do on `platform` (`"linux"`, `"macos"` or
+    /// `"windows"`; default: this one), building and running nothing: a dict with the
+    /// `Explanation`'s fields (`platform`, `program`, `args`, `mounts`, `working_dir`, `env`,
+    /// `limits`, and `macos`, `linux` or `windows`) and `text`, the explanation for people. A
+    /// policy the platform refuses raises the error `build()` raises there. The builder stays
+    /// usable.
+    #[pyo3(signature = (program, args = None, platform = None))]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        program: &Bound<'py, PyAny>,
+        args: Option<&Bound<'py, PyAny>>,
+        platform: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let program = convert::os_string(program)?;
+        let args = convert::args(args)?;
+        let platform = match platform {
+            Some(p) => p
+                .parse::<nanobox::Platform>()
+                .map_err(|reason| invalid_option(py, "platform", reason))?,
+            None => nanobox::Platform::current().unwrap_or(nanobox::Platform::Linux),
+        };
+        let e = self
+            .inner
+            .explain(platform, &program, &args)
+            .map_err(|e| to_py(py, e))?;
+        let s = serde_json::to_string(&e)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        let d = py.import("json")?.call_method1("loads", (s,))?;
+        d.set_item("text", e.text())?;
+        Ok(d)
+    }
+
     fn __repr__(&self) -> String {
         format!("<nanobox.{:?}>", self.inner)
     }

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from conftest import need
+import nanobox
 from nanobox import Permission, Sandbox, SandboxBuilder
 
 
@@ -82,3 +83,22 @@ def test_agent_has_no_network_by_default(tmp_path):
     r = Sandbox.agent_executor(tmp_path).wall_time_limit(60).build().run(
         "python3", ["-c", "import socket; socket.create_connection(('1.1.1.1', 80), timeout=3)"])
     assert not r.success
+
+
+def test_explain_shows_another_platform_s_layout_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    e = Sandbox.agent_executor("/Users/me/ws").explain(
+        "sh", ["-c", f"touch {marker}"], platform="macos")
+    assert e["platform"] == "macos"
+    assert e["mounts"][0]["sandbox"] == "/Users/me/ws"
+    assert ["NANOBOX_WORKSPACE", "/Users/me/ws"] in e["env"]
+    assert e["macos"]["argv"][0] == "/usr/bin/sandbox-exec"
+    assert e["macos"]["profile"] in e["text"]
+    assert not marker.exists()
+    e = Sandbox.agent_executor(tmp_path).explain("true", platform="linux")
+    assert e["mounts"][0]["sandbox"] == "/workspace"
+    assert ["NANOBOX_WORKSPACE", "/workspace"] in e["env"]
+    with pytest.raises(nanobox.InvalidSandboxPathError):
+        Sandbox.builder().mount("/Users/x", "/x").explain("ls", platform="macos")
+    with pytest.raises(nanobox.InvalidOptionError):
+        Sandbox.builder().explain("ls", platform="beos")

@@ -112,6 +112,17 @@ SIGNALS:
   --stop-timeout 0, at the first, which is then not passed on). Nothing of the sandbox outlives
   nanobox.
 
+EXPLAIN:
+  With --explain nothing runs: the policy the other options make is validated for --platform
+  (linux, macos or windows; default: this one) and what a run of PROGRAM would do there is
+  printed (with --json as one object: platform, program, args, mounts, working_dir, env, limits,
+  and one of macos {profile, params, argv, tmpdir, proxy_port}, linux {system, namespaces,
+  hostname, network, seccomp, host_limits, degraded} or windows {job_limits, token, handles,
+  refused}); the exit status is 0. For another platform no host path is checked: each mount
+  source is taken as an existing directory. macOS shows a mount only at its own host path and the
+  presets' directories there; a mount elsewhere is refused (exit status 2), as a run there would
+  be. The macOS run's temporary directory and proxy port are placeholders (made per run).
+
 EXIT STATUS (also with --json):
   N        the program's own exit code
   128+N    the program was killed by signal N
@@ -134,7 +145,8 @@ EXAMPLES:
   nanobox run --stdin input.txt --timeout 2s -- python3 /usr/share/doc/solve.py
   echo hi | nanobox run --stdin - -- cat
   nanobox run --ro '/mnt/c\\:drive:/drive' -- ls /drive
-  nanobox run --json --timeout 1500ms --max-output 512K -- ./a.out";
+  nanobox run --json --timeout 1500ms --max-output 512K -- ./a.out
+  nanobox run --explain --platform macos --preset judge --submission ./sub -- python3 main.py";
 
 const DOCTOR_HELP: &str = "\
 Exits with 0 when runs can start on this host, 1 when a required feature is missing.
@@ -191,7 +203,7 @@ enum CompletionShell {
 struct RunArgs {
     /// Take options from FILE, a TOML policy file (docs/API.md, "Config file")
     ///
-    /// Every option of this command but --json can be written in it; relative paths in it are
+    /// Every option of this command but --json, --explain and --platform can be written in it; relative paths in it are
     /// relative to its directory. Flags override the file: a flag's value replaces the file's
     /// (--preset too: the file's preset directories are kept only if it names the same preset);
     /// --env and --pool-limit add to the file's, a name set both ways taking the flag's value;
@@ -316,25 +328,41 @@ struct RunArgs {
     #[arg(long, value_name = "NAME", help_heading = "Presets", value_enum)]
     preset: Option<Preset>,
 
-    /// The agent preset's workspace, read-write at /workspace
+    /// The agent preset's workspace, read-write at /workspace (macOS: at its own path;
+    /// NANOBOX_WORKSPACE names it)
     #[arg(long, value_name = "DIR", help_heading = "Presets")]
     workspace: Option<PathBuf>,
 
-    /// The judge preset's submission, read-only at /submission
+    /// The judge preset's submission, read-only at /submission (macOS: at its own path;
+    /// NANOBOX_SUBMISSION names it)
     #[arg(long, value_name = "DIR", help_heading = "Presets")]
     submission: Option<PathBuf>,
 
-    /// The data preset's input, read-only at /input
+    /// The data preset's input, read-only at /input (macOS: at its own path; NANOBOX_INPUT)
     #[arg(long, value_name = "DIR", help_heading = "Presets")]
     input: Option<PathBuf>,
 
-    /// The data preset's output, read-write at /output
+    /// The data preset's output, read-write at /output (macOS: at its own path; NANOBOX_OUTPUT)
     #[arg(long, value_name = "DIR", help_heading = "Presets")]
     output: Option<PathBuf>,
 
     /// Print one JSON run report on stdout instead of passing the output through
     #[arg(long, help_heading = "Output")]
     json: bool,
+
+    /// Run nothing: print what a run of this policy would do (with --json as one JSON object)
+    /// on --platform: the Seatbelt profile and sandbox-exec arguments for macOS, the mount plan,
+    /// seccomp policy and limit mechanisms for Linux, the Job Object limits, token and handles
+    /// for Windows
+    #[arg(long, help_heading = "Explain")]
+    explain: bool,
+
+    /// The platform --explain explains: linux, macos or windows (default: this one). For another
+    /// platform no host path is looked at
+    #[arg(long, value_name = "PLATFORM", help_heading = "Explain", requires = "explain",
+          value_parser = clap::builder::PossibleValuesParser::new(["linux", "macos", "windows"])
+              .map(|s| s.parse::<nanobox::Platform>().expect("one of the possible values")))]
+    platform: Option<nanobox::Platform>,
 
     /// Where the host refuses user namespaces (or a new /proc), run with Landlock + seccomp alone
     /// instead of failing (weaker: printed to stderr, listed in --json's "degraded")
@@ -757,6 +785,9 @@ fn run_or_fail(args: &RunArgs, mut builder: nanobox::SandboxBuilder) -> Result<u
     for &(pool, n) in &args.pool_limit {
         builder = builder.kernel_pool_limit(pool, n);
     }
+    if args.explain {
+        return explain(args, &builder);
+    }
     let stdin = if args.interactive {
         Some(std::path::Path::new("-"))
     } else {
@@ -815,6 +846,31 @@ fn run_or_fail(args: &RunArgs, mut builder: nanobox::SandboxBuilder) -> Result<u
         }
         Ok(stopper.exit_status(outcome))
     }
+}
+
+/// `run --explain`: the explanation on stdout (with --json as one object); nothing runs and stdin
+/// is not read.
+fn explain(args: &RunArgs, builder: &nanobox::SandboxBuilder) -> Result<u8, Failure> {
+    let platform = args
+        .platform
+        .or_else(nanobox::Platform::current)
+        .unwrap_or(nanobox::Platform::Linux);
+    let (program, rest) = args.program.split_first().expect("clap requires PROGRAM");
+    let e = builder
+        .explain(platform, program, rest)
+        .map_err(|e| Failure::of(&e))?;
+    let text = if args.json {
+        match serde_json::to_string(&e) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                eprintln!("nanobox: cannot encode the explanation: {e}");
+                return Ok(EXIT_SETUP);
+            }
+        }
+    } else {
+        e.text()
+    };
+    Ok(print_bytes(text.as_bytes()))
 }
 
 /// Which limit it was: the flag and its value, or the preset's.

@@ -42,6 +42,7 @@
 mod apparmor;
 mod config;
 mod error;
+mod explain;
 mod policy;
 mod presets;
 mod probe;
@@ -64,9 +65,14 @@ use unsupported as backend;
 pub use apparmor::AppArmorProfile;
 pub use config::{Config, ConfigLimits, ConfigMount, Preset};
 pub use error::{Error, Result};
+pub use explain::{
+    Explanation, JobLimit, LimitPlan, LinuxPlan, MacOsPlan, MountPlan, SeccompPlan, WindowsPlan,
+    EXPLAIN_PROXY_PORT, EXPLAIN_TMPDIR,
+};
 pub use policy::{
-    KernelPool, Mount, Network, NetworkAllowlist, Permission, SandboxBuilder, SeccompPolicy, Stdin,
-    DEFAULT_HOSTNAME, DEFAULT_OUTPUT_LIMIT, DEFAULT_PATH, DEFAULT_TMP_SIZE, DEFAULT_WORKDIR,
+    KernelPool, Mount, Network, NetworkAllowlist, Permission, Platform, SandboxBuilder,
+    SeccompPolicy, Stdin, DEFAULT_HOSTNAME, DEFAULT_OUTPUT_LIMIT, DEFAULT_PATH, DEFAULT_TMP_SIZE,
+    DEFAULT_WORKDIR,
 };
 pub use presets::Verdict;
 pub use probe::{Check, CheckStatus, Probe};

@@ -235,12 +235,337 @@ pub(crate) const RESERVED: &[(&str, &str)] = &[
     ("/etc", "a safe read-only /etc"),
 ];
 
+/// macOS paths a read-write mount may not be, lie in or contain: the operating system's own
+/// files and configuration. (`/` is refused for any permission: it would be the whole disk.)
+/// Read-only mounts of them are accepted; the profile lets every run read the system anyway.
+pub(crate) const MACOS_RESERVED_RW: &[(&str, &str)] = &[
+    ("/System", "the operating system"),
+    ("/usr", "the system's programs and libraries"),
+    ("/bin", "the system's programs"),
+    ("/sbin", "the system's programs"),
+    ("/Library", "the system-wide configuration and software"),
+    ("/private/etc", "the system configuration"),
+    ("/private/var/db", "the system databases"),
+];
+
+/// The operating systems nanobox validates and explains policies for.
+///
+/// [`SandboxBuilder::build`] validates for the platform it runs on;
+/// [`SandboxBuilder::explain`] takes any of them.
+///
+/// ```
+/// use nanobox::Platform;
+/// assert_eq!("macos".parse::<Platform>(), Ok(Platform::MacOs));
+/// assert_eq!(Platform::Windows.name(), "windows");
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!(Platform::current(), Some(Platform::Linux));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Platform {
+    /// Linux: namespaces, cgroups, seccomp and Landlock.
+    Linux,
+    /// macOS: `sandbox-exec` with a generated Seatbelt profile.
+    MacOs,
+    /// Windows: a Job Object and a restricted token (planned).
+    Windows,
+}
+
+impl Platform {
+    /// Every platform, in a fixed order.
+    pub const ALL: [Platform; 3] = [Platform::Linux, Platform::MacOs, Platform::Windows];
+
+    /// The platform this build runs on, or `None` on an operating system nanobox has no
+    /// backend or plan for.
+    pub fn current() -> Option<Platform> {
+        if cfg!(target_os = "linux") {
+            Some(Platform::Linux)
+        } else if cfg!(target_os = "macos") {
+            Some(Platform::MacOs)
+        } else if cfg!(windows) {
+            Some(Platform::Windows)
+        } else {
+            None
+        }
+    }
+
+    /// The platform `build()` validates for: this one, with Linux's rules on any other system.
+    pub(crate) fn host() -> Platform {
+        Platform::current().unwrap_or(Platform::Linux)
+    }
+
+    /// The name the CLI's `--platform` and the JSON use: `linux`, `macos`, `windows`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Linux => "linux",
+            Platform::MacOs => "macos",
+            Platform::Windows => "windows",
+        }
+    }
+
+    /// The name in prose: `Linux`, `macOS`, `Windows`.
+    pub(crate) fn display_name(self) -> &'static str {
+        match self {
+            Platform::Linux => "Linux",
+            Platform::MacOs => "macOS",
+            Platform::Windows => "Windows",
+        }
+    }
+
+    /// Why a mount cannot appear at another path there.
+    fn no_remap_reason(self) -> &'static str {
+        match self {
+            Platform::MacOs => {
+                "a Seatbelt profile only allows or denies paths, and showing a directory \
+                 elsewhere would need a mount, which needs root"
+            }
+            _ => "a restricted token only allows or denies paths; nothing there moves them",
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = String;
+    /// `linux`, `macos` (also `darwin`, `mac`) or `windows` (also `win`), any case.
+    fn from_str(s: &str) -> std::result::Result<Platform, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "linux" => Ok(Platform::Linux),
+            "macos" | "darwin" | "mac" | "osx" => Ok(Platform::MacOs),
+            "windows" | "win" => Ok(Platform::Windows),
+            _ => Err(format!(
+                "unknown platform {s:?}: expected linux, macos or windows"
+            )),
+        }
+    }
+}
+
+/// A preset's directory: where it appears depends on the platform (see [`Role::path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Role {
+    Workspace,
+    Submission,
+    Input,
+    Output,
+}
+
+impl Role {
+    /// The fixed sandbox path on Linux (elsewhere the directory is at its own host path).
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Role::Workspace => "/workspace",
+            Role::Submission => "/submission",
+            Role::Input => "/input",
+            Role::Output => "/output",
+        }
+    }
+
+    /// The variable that names where it is, on every platform.
+    pub(crate) fn var(self) -> &'static str {
+        match self {
+            Role::Workspace => "NANOBOX_WORKSPACE",
+            Role::Submission => "NANOBOX_SUBMISSION",
+            Role::Input => "NANOBOX_INPUT",
+            Role::Output => "NANOBOX_OUTPUT",
+        }
+    }
+}
+
+/// Where a builder's mount goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// A sandbox path given by the caller.
+    Path(PathBuf),
+    /// A preset's directory.
+    Role(Role),
+}
+
+/// One mount as the builder holds it, resolved at validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BuilderMount {
+    host: PathBuf,
+    target: Target,
+    permission: Permission,
+    /// Whether symlinks in the host path may be followed.
+    follow_symlinks: bool,
+}
+
+/// The working directory as the builder holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WorkDir {
+    Path(PathBuf),
+    /// The sandbox path of a preset's directory.
+    Role(Role),
+}
+
+/// What validation needs to know about host paths.
+pub(crate) trait PathResolver {
+    /// A mount source's [`Mount::host_canonical`] and whether it is a directory; without
+    /// `follow_symlinks` a symlink on the way (but the system's own) is refused.
+    fn resolve(&self, host: &Path, follow_symlinks: bool) -> Result<(PathBuf, bool)>;
+    /// Whether `path` is an existing directory (`is_dir`) or file, and no symlink: where a mount
+    /// nested in another mount's host directory lands.
+    fn is_mountpoint(&self, path: &Path, is_dir: bool) -> bool;
+}
+
+/// The host's file system: what `build()` uses.
+pub(crate) struct RealPaths;
+
+impl PathResolver for RealPaths {
+    fn resolve(&self, host: &Path, follow_symlinks: bool) -> Result<(PathBuf, bool)> {
+        resolve_mount_source(host, follow_symlinks).map(|(p, m)| (p, m.is_dir()))
+    }
+
+    fn is_mountpoint(&self, path: &Path, is_dir: bool) -> bool {
+        std::fs::symlink_metadata(path)
+            .map(|md| md.is_dir() == is_dir && !md.file_type().is_symlink())
+            .unwrap_or(false)
+    }
+}
+
+/// A stand-in for a foreign platform's file system, which looks at no host path: every path is
+/// an existing directory, resolved lexically (`.` and `..`, a relative path from the caller's
+/// working directory) with that platform's system links replaced (macOS: `/tmp`, `/var` and
+/// `/etc` into `/private`; Linux: the merged-/usr links).
+pub(crate) struct LexicalPaths(pub Platform);
+
+impl PathResolver for LexicalPaths {
+    fn resolve(&self, host: &Path, _follow_symlinks: bool) -> Result<(PathBuf, bool)> {
+        if host.as_os_str().is_empty() {
+            return Err(Error::MountSourceMissing {
+                path: host.to_path_buf(),
+            });
+        }
+        let absolute = if host.has_root() {
+            host.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| {
+                    Error::io(
+                        format!(
+                            "reading the working directory to resolve the relative mount \
+                             source {}",
+                            host.display()
+                        ),
+                        e,
+                    )
+                })?
+                .join(host)
+        };
+        let canonical = match self.0 {
+            Platform::MacOs => crate::seatbelt::canonical(&absolute)?,
+            Platform::Linux => lexical_canonical(&absolute, LINUX_SYSTEM_LINKS),
+            Platform::Windows => lexical_canonical(&absolute, &[]),
+        };
+        Ok((canonical, true))
+    }
+
+    fn is_mountpoint(&self, _path: &Path, _is_dir: bool) -> bool {
+        true
+    }
+}
+
+/// `path` with `.` and `..` resolved by name and the links of `table` replaced by their
+/// targets, looking at no file.
+pub(crate) fn lexical_canonical(path: &Path, table: &[SystemLink]) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    let mut todo = parts(path);
+    todo.reverse();
+    let mut replaced = 0;
+    while let Some(part) = todo.pop() {
+        match part {
+            Part::Prefix(_) | Part::Root => out = PathBuf::from("/"),
+            Part::Up => {
+                out.pop();
+            }
+            Part::Name(n) => {
+                out.push(n);
+                if replaced < 8 {
+                    if let Some((_, targets)) = table.iter().find(|(l, _)| Path::new(l) == out) {
+                        replaced += 1;
+                        out.pop();
+                        let t = targets
+                            .iter()
+                            .find(|t| t.starts_with('/'))
+                            .unwrap_or(&targets[0]);
+                        todo.extend(parts(Path::new(t)).into_iter().rev());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Linux: `/` and the paths nanobox provides itself are refused as mount targets.
+fn check_linux_reserved(target: &Path) -> Result<()> {
+    if target == Path::new("/") {
+        return Err(Error::ReservedPath {
+            path: target.to_path_buf(),
+            reason: "the sandbox's own root",
+        });
+    }
+    if let Some((_, reason)) = RESERVED
+        .iter()
+        .find(|(p, _)| target.starts_with(Path::new(p)))
+    {
+        return Err(Error::ReservedPath {
+            path: target.to_path_buf(),
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// macOS: `/` is refused, and read-write mounts of the system's files ([`MACOS_RESERVED_RW`]).
+fn check_macos_reserved(path: &Path, permission: Permission) -> Result<()> {
+    let refuse = |reason: String| {
+        Err(Error::InvalidSandboxPath {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    if path == Path::new("/") {
+        return refuse(
+            "on macOS a mount is its host path, and / would give the program the whole disk; \
+             mount the directories it needs"
+                .into(),
+        );
+    }
+    if permission == Permission::ReadWrite {
+        if let Some((p, what)) = MACOS_RESERVED_RW
+            .iter()
+            .find(|(p, _)| path.starts_with(p) || Path::new(p).starts_with(path))
+        {
+            return refuse(format!(
+                "on macOS a mount is its host path, and a read-write mount there would let the \
+                 program modify {p} ({what}); mount it read-only, or mount a directory of your own"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The validated policy a [`crate::Sandbox`] runs with. Immutable once built.
 #[derive(Debug, Clone)]
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) struct Policy {
+    /// The platform the policy was validated for.
+    pub platform: Platform,
     pub mounts: Vec<Mount>,
+    /// The working directory: as set, or [`DEFAULT_WORKDIR`] when not set.
     pub working_dir: PathBuf,
+    /// Whether the working directory was set (by `working_dir` or a preset). Where it was not,
+    /// the macOS backend uses the run's private temporary directory instead of `working_dir`
+    /// (and `PWD`, which names `working_dir`; and `HOME` where it is the default `/tmp`), as
+    /// [`crate::SandboxBuilder::explain`] shows it.
+    pub working_dir_explicit: bool,
     /// The program's whole environment, in order.
     pub env: Vec<(String, String)>,
     pub stdin: Stdin,
@@ -301,10 +626,11 @@ pub(crate) struct ResourceLimits {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SandboxBuilder {
-    /// Host path, sandbox path, permission, whether symlinks in the host path may be followed.
-    mounts: Vec<(PathBuf, PathBuf, Permission, bool)>,
-    working_dir: Option<PathBuf>,
+    mounts: Vec<BuilderMount>,
+    working_dir: Option<WorkDir>,
     env: BTreeMap<String, String>,
+    /// Variables whose value is a preset directory's sandbox path, known once the platform is.
+    role_env: BTreeMap<String, Role>,
     stdin: Stdin,
     wall_time_limit: Option<Duration>,
     output_limit: u64,
@@ -324,6 +650,7 @@ impl Default for SandboxBuilder {
             mounts: Vec::new(),
             working_dir: None,
             env: BTreeMap::new(),
+            role_env: BTreeMap::new(),
             stdin: Stdin::Null,
             wall_time_limit: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
@@ -359,12 +686,12 @@ impl SandboxBuilder {
         sandbox: impl AsRef<Path>,
         permission: Permission,
     ) -> Self {
-        self.mounts.push((
-            host.as_ref().to_path_buf(),
-            sandbox.as_ref().to_path_buf(),
+        self.mounts.push(BuilderMount {
+            host: host.as_ref().to_path_buf(),
+            target: Target::Path(sandbox.as_ref().to_path_buf()),
             permission,
-            false,
-        ));
+            follow_symlinks: false,
+        });
         self
     }
 
@@ -377,25 +704,58 @@ impl SandboxBuilder {
         sandbox: impl AsRef<Path>,
         permission: Permission,
     ) -> Self {
-        self.mounts.push((
-            host.as_ref().to_path_buf(),
-            sandbox.as_ref().to_path_buf(),
+        self.mounts.push(BuilderMount {
+            host: host.as_ref().to_path_buf(),
+            target: Target::Path(sandbox.as_ref().to_path_buf()),
             permission,
-            true,
-        ));
+            follow_symlinks: true,
+        });
         self
     }
 
-    /// The program's working directory inside the sandbox (default `/tmp`). `PWD` is set to it.
+    /// The program's working directory inside the sandbox (default `/tmp` on Linux; on macOS the
+    /// run's private temporary directory). `PWD` is set to it.
     pub fn working_dir(mut self, dir: impl AsRef<Path>) -> Self {
-        self.working_dir = Some(dir.as_ref().to_path_buf());
+        self.working_dir = Some(WorkDir::Path(dir.as_ref().to_path_buf()));
+        self
+    }
+
+    /// A preset's directory: at `role`'s fixed path on Linux, at its own host path elsewhere.
+    pub(crate) fn mount_role(
+        mut self,
+        host: impl AsRef<Path>,
+        role: Role,
+        permission: Permission,
+    ) -> Self {
+        self.mounts.push(BuilderMount {
+            host: host.as_ref().to_path_buf(),
+            target: Target::Role(role),
+            permission,
+            follow_symlinks: false,
+        });
+        self
+    }
+
+    /// The working directory is the sandbox path of `role`'s mount.
+    pub(crate) fn working_dir_role(mut self, role: Role) -> Self {
+        self.working_dir = Some(WorkDir::Role(role));
+        self
+    }
+
+    /// The variable `key` names the sandbox path of `role`'s mount (a later `env` replaces it).
+    pub(crate) fn env_role(mut self, key: impl Into<String>, role: Role) -> Self {
+        let key = key.into();
+        self.env.remove(&key);
+        self.role_env.insert(key, role);
         self
     }
 
     /// Set one environment variable. The environment starts minimal (`PATH`, `HOME`, `LANG`):
     /// nothing of the caller's environment reaches the program.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.insert(key.into(), value.into());
+        let key = key.into();
+        self.role_env.remove(&key);
+        self.env.insert(key, value.into());
         self
     }
 
@@ -405,7 +765,7 @@ impl SandboxBuilder {
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         for (k, v) in vars {
-            self.env.insert(k.into(), v.into());
+            self = self.env(k, v);
         }
         self
     }
@@ -597,80 +957,142 @@ impl SandboxBuilder {
         crate::Sandbox::from_policy(policy)
     }
 
+    /// The policy for this host's platform, its mount sources resolved on the real file system.
     pub(crate) fn validate(self) -> Result<Policy> {
+        self.validate_for(Platform::host(), &RealPaths)
+    }
+
+    /// The policy as `platform` would run it, with `resolver` answering what the mount sources
+    /// are (the real file system for the host; [`LexicalPaths`] when explaining another
+    /// platform, which looks at no host path).
+    pub(crate) fn validate_for(
+        self,
+        platform: Platform,
+        resolver: &dyn PathResolver,
+    ) -> Result<Policy> {
         let mut mounts: Vec<Mount> = Vec::new();
-        for (host, sandbox, permission, follow_symlinks) in self.mounts {
-            let target = normalize_sandbox_path(&sandbox)?;
-            if target == Path::new("/") {
-                return Err(Error::ReservedPath {
-                    path: target,
-                    reason: "the sandbox's own root",
-                });
+        // The sandbox path each preset directory got.
+        let mut roles: BTreeMap<Role, PathBuf> = BTreeMap::new();
+        for bm in self.mounts {
+            let BuilderMount {
+                host,
+                target,
+                permission,
+                follow_symlinks,
+            } = bm;
+            let given = match &target {
+                Target::Path(p) => Some(normalize_sandbox_path(p)?),
+                Target::Role(r) if platform == Platform::Linux => Some(PathBuf::from(r.path())),
+                Target::Role(_) => None,
+            };
+            if platform == Platform::Linux {
+                let target = given.as_deref().unwrap_or(Path::new("/"));
+                check_linux_reserved(target)?;
+                if mounts.iter().any(|m| m.sandbox == target) {
+                    return Err(Error::DuplicateMount {
+                        path: target.to_path_buf(),
+                    });
+                }
             }
-            if let Some((_, reason)) = RESERVED
-                .iter()
-                .find(|(p, _)| target.starts_with(Path::new(p)))
-            {
-                return Err(Error::ReservedPath {
-                    path: target,
-                    reason,
-                });
+            let (host_canonical, is_dir) = resolver.resolve(&host, follow_symlinks)?;
+            let sandbox = match (platform, given) {
+                (Platform::Linux, Some(t)) => t,
+                (_, None) => host_canonical.clone(),
+                (_, Some(t)) => {
+                    let shown = match platform {
+                        Platform::MacOs => crate::seatbelt::canonical(&t)?,
+                        _ => t.clone(),
+                    };
+                    if shown != host_canonical {
+                        return Err(Error::InvalidSandboxPath {
+                            path: t,
+                            reason: format!(
+                                "{} cannot show the host path {} (resolved: {}) at another path: {}. \
+                                 Mount it at its own path ({} -> {}; CLI: --ro/--rw HOST without \
+                                 :SANDBOX); the presets do this there",
+                                platform.display_name(),
+                                host.display(),
+                                host_canonical.display(),
+                                platform.no_remap_reason(),
+                                host_canonical.display(),
+                                host_canonical.display()
+                            ),
+                        });
+                    }
+                    shown
+                }
+            };
+            if platform == Platform::MacOs {
+                check_macos_reserved(&sandbox, permission)?;
             }
-            if mounts.iter().any(|m| m.sandbox == target) {
-                return Err(Error::DuplicateMount { path: target });
+            if platform != Platform::Linux && mounts.iter().any(|m| m.sandbox == sandbox) {
+                return Err(Error::DuplicateMount { path: sandbox });
             }
-            let (host_canonical, meta) = resolve_mount_source(&host, follow_symlinks)?;
+            if let Target::Role(r) = target {
+                roles.insert(r, sandbox.clone());
+            }
             mounts.push(Mount {
                 host,
                 host_canonical,
-                sandbox: target,
+                sandbox,
                 permission,
-                is_dir: meta.is_dir(),
+                is_dir,
                 follow_symlinks,
             });
         }
         // Parents before children, so that a nested mount lands on top of its parent.
         mounts.sort_by_key(|m| m.sandbox.components().count());
         // A mount nested inside another user mount needs its mountpoint to exist in that mount's
-        // host directory: nanobox never creates files on the host to make room for a mount.
-        for (i, m) in mounts.iter().enumerate() {
-            if let Some(parent) = mounts[..i]
-                .iter()
-                .rev()
-                .find(|p| m.sandbox.starts_with(&p.sandbox))
-            {
-                let rel = m
-                    .sandbox
-                    .strip_prefix(&parent.sandbox)
-                    .unwrap_or(Path::new(""));
-                let host_point = parent.host_canonical.join(rel);
-                let ok = std::fs::symlink_metadata(&host_point)
-                    .map(|md| md.is_dir() == m.is_dir && !md.file_type().is_symlink())
-                    .unwrap_or(false);
-                if !ok {
-                    return Err(Error::InvalidSandboxPath {
-                        path: m.sandbox.clone(),
-                        reason: format!(
-                            "it lies inside the mount of {} and {} is not an existing {} there; \
-                             nanobox does not create mountpoints on the host",
-                            parent.host.display(),
-                            host_point.display(),
-                            if m.is_dir { "directory" } else { "file" }
-                        ),
-                    });
+        // host directory: nanobox never creates files on the host to make room for a mount. (On
+        // macOS and Windows a mount is its own host path, so nothing needs to be made.)
+        if platform == Platform::Linux {
+            for (i, m) in mounts.iter().enumerate() {
+                if let Some(parent) = mounts[..i]
+                    .iter()
+                    .rev()
+                    .find(|p| m.sandbox.starts_with(&p.sandbox))
+                {
+                    let rel = m
+                        .sandbox
+                        .strip_prefix(&parent.sandbox)
+                        .unwrap_or(Path::new(""));
+                    let host_point = parent.host_canonical.join(rel);
+                    if !resolver.is_mountpoint(&host_point, m.is_dir) {
+                        return Err(Error::InvalidSandboxPath {
+                            path: m.sandbox.clone(),
+                            reason: format!(
+                                "it lies inside the mount of {} and {} is not an existing {} \
+                                 there; nanobox does not create mountpoints on the host",
+                                parent.host.display(),
+                                host_point.display(),
+                                if m.is_dir { "directory" } else { "file" }
+                            ),
+                        });
+                    }
                 }
             }
         }
 
-        let working_dir = match self.working_dir {
-            Some(d) => normalize_sandbox_path(&d)?,
-            None => PathBuf::from(DEFAULT_WORKDIR),
+        let (working_dir, working_dir_explicit) = match self.working_dir {
+            Some(WorkDir::Path(d)) => (normalize_sandbox_path(&d)?, true),
+            Some(WorkDir::Role(r)) => match roles.get(&r) {
+                Some(p) => (p.clone(), true),
+                None => (PathBuf::from(r.path()), true),
+            },
+            None => (PathBuf::from(DEFAULT_WORKDIR), false),
         };
 
         let mut env_map: BTreeMap<String, String> = BTreeMap::new();
         env_map.insert("PATH".into(), DEFAULT_PATH.into());
         env_map.insert("HOME".into(), "/tmp".into());
         env_map.insert("LANG".into(), "C.UTF-8".into());
+        for (k, r) in &self.role_env {
+            let path = roles
+                .get(r)
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from(r.path()));
+            env_map.insert(k.clone(), path.to_string_lossy().into_owned());
+        }
         for (k, v) in self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
                 return Err(Error::InvalidOption {
@@ -793,8 +1215,10 @@ impl SandboxBuilder {
             });
         }
         Ok(Policy {
+            platform,
             mounts,
             working_dir,
+            working_dir_explicit,
             env,
             stdin: self.stdin,
             wall_time_limit: self.wall_time_limit,

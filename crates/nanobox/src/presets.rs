@@ -2,11 +2,20 @@
 //!
 //! The values and the reason for each are in [API.md, "Presets"](https://github.com/nanobox-sandbox/nanobox/blob/main/docs/API.md#presets). A preset is only a starting
 //! point: every builder method still applies after it, and a later call wins.
+//!
+//! The presets' directories are at fixed sandbox paths on Linux (`/workspace`, `/submission`,
+//! `/input`, `/output`). macOS (and Windows) cannot show a host directory at another path, so
+//! there each directory is at its own host path (canonical: `/tmp/x` is `/private/tmp/x`), and the
+//! working directory and `HOME` follow it. On every platform `NANOBOX_WORKSPACE`,
+//! `NANOBOX_SUBMISSION`, `NANOBOX_INPUT` and `NANOBOX_OUTPUT` name where the directory is: a
+//! program that uses them runs everywhere; one that hard-codes `/workspace` is Linux-only. The
+//! layout is chosen when the policy is validated for a platform, so
+//! [`SandboxBuilder::explain`] shows another platform's.
 
 use std::path::Path;
 use std::time::Duration;
 
-use crate::policy::{Permission, SandboxBuilder};
+use crate::policy::{Permission, Role, SandboxBuilder};
 use crate::result::{Outcome, RunResult};
 use crate::sandbox::Sandbox;
 use crate::{GB, MB};
@@ -41,8 +50,9 @@ pub(crate) mod data {
 }
 
 impl Sandbox {
-    /// For an AI agent's commands: `workspace` read-write at `/workspace`, which is also the
-    /// working directory and `HOME`; no network (add [`SandboxBuilder::allow_network`]); 4 GiB of
+    /// For an AI agent's commands: `workspace` read-write at `/workspace` (on macOS and Windows
+    /// at its own host path), which is also the working directory and `HOME`, and which
+    /// `NANOBOX_WORKSPACE` names; no network (add [`SandboxBuilder::allow_network`]); 4 GiB of
     /// memory, 512 processes, 30 minutes of wall time. Stream its output with
     /// [`Sandbox::spawn`].
     ///
@@ -53,6 +63,9 @@ impl Sandbox {
     /// std::fs::create_dir_all(&workspace).unwrap();
     /// let sandbox = Sandbox::agent_executor(&workspace).build()?;
     /// let r = sandbox.run("sh", &["-c", "pwd; echo note > notes.txt"])?;
+    /// assert_eq!(r.stdout, "/workspace\n");
+    /// // Portable programs use the variable: /workspace on Linux, the host path on macOS.
+    /// let r = sandbox.run("sh", &["-c", "echo $NANOBOX_WORKSPACE"])?;
     /// assert_eq!(r.stdout, "/workspace\n");
     /// // The workspace is the host directory, read-write.
     /// assert_eq!(std::fs::read_to_string(workspace.join("notes.txt")).unwrap(), "note\n");
@@ -72,17 +85,20 @@ impl Sandbox {
     /// ```
     pub fn agent_executor(workspace: impl AsRef<Path>) -> SandboxBuilder {
         Sandbox::builder()
-            .mount(workspace.as_ref(), "/workspace", Permission::ReadWrite)
-            .working_dir("/workspace")
-            .env("HOME", "/workspace")
+            .mount_role(workspace.as_ref(), Role::Workspace, Permission::ReadWrite)
+            .working_dir_role(Role::Workspace)
+            .env_role("HOME", Role::Workspace)
+            .env_role(Role::Workspace.var(), Role::Workspace)
             .no_network()
             .memory_limit(agent::MEMORY)
             .process_limit(agent::PROCESSES)
             .wall_time_limit(agent::WALL)
     }
 
-    /// For judging a contest submission: `submission` read-only at `/submission`, a private
-    /// `/tmp` (256 MiB) to build in and the working directory; no network; 256 MiB of memory, one
+    /// For judging a contest submission: `submission` read-only at `/submission` (on macOS and
+    /// Windows at its own host path; `NANOBOX_SUBMISSION` names it), a private `/tmp` (256 MiB)
+    /// to build in and the working directory (on macOS the run's private temporary directory, the
+    /// default); no network; 256 MiB of memory, one
     /// CPU, 10 s of CPU time, 30 s of wall time, 64 processes, 64 MiB files, 16 MiB of output.
     /// [`RunResult::verdict`] maps the outcome to a judge's verdict.
     ///
@@ -104,8 +120,8 @@ impl Sandbox {
     /// ```
     pub fn code_judge(submission: impl AsRef<Path>) -> SandboxBuilder {
         Sandbox::builder()
-            .mount(submission.as_ref(), "/submission", Permission::ReadOnly)
-            .working_dir("/tmp")
+            .mount_role(submission.as_ref(), Role::Submission, Permission::ReadOnly)
+            .env_role(Role::Submission.var(), Role::Submission)
             .tmp_size(judge::TMP)
             .no_network()
             .memory_limit(judge::MEMORY)
@@ -118,7 +134,8 @@ impl Sandbox {
     }
 
     /// For running someone else's data script: `input` read-only at `/input`, `output`
-    /// read-write at `/output` (the working directory); no network; 16 GiB of memory, 1024
+    /// read-write at `/output` (the working directory); on macOS and Windows each at its own
+    /// host path; `NANOBOX_INPUT` and `NANOBOX_OUTPUT` name them; no network; 16 GiB of memory, 1024
     /// processes, a 4 GiB `/tmp`. What the program writes to `/output` belongs on the host to the
     /// user who runs nanobox (root included).
     ///
@@ -141,9 +158,11 @@ impl Sandbox {
     /// ```
     pub fn data_analysis(input: impl AsRef<Path>, output: impl AsRef<Path>) -> SandboxBuilder {
         Sandbox::builder()
-            .mount(input.as_ref(), "/input", Permission::ReadOnly)
-            .mount(output.as_ref(), "/output", Permission::ReadWrite)
-            .working_dir("/output")
+            .mount_role(input.as_ref(), Role::Input, Permission::ReadOnly)
+            .mount_role(output.as_ref(), Role::Output, Permission::ReadWrite)
+            .working_dir_role(Role::Output)
+            .env_role(Role::Input.var(), Role::Input)
+            .env_role(Role::Output.var(), Role::Output)
             .no_network()
             .memory_limit(data::MEMORY)
             .process_limit(data::PROCESSES)

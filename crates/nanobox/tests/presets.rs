@@ -189,3 +189,39 @@ except OSError as e:\n\
         assert!(!Path::new(&input.join("x")).exists());
     }
 );
+
+/// Portable programs find the presets' directories in NANOBOX_*: on Linux their fixed paths.
+#[test]
+fn the_presets_name_their_directories_in_nanobox_variables() {
+    let (ws, sub, input, output) = (
+        TempDir::new(),
+        TempDir::new(),
+        TempDir::new(),
+        TempDir::new(),
+    );
+    for d in [&ws, &sub, &input, &output] {
+        open_dir(d);
+    }
+    let echo = |b: SandboxBuilder, var: &str| {
+        let r = usable(b)
+            .build()
+            .unwrap()
+            .run("sh", &["-c", &format!("echo ${var}")])
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Exited(0), "{r:?}");
+        r.stdout
+    };
+    assert_eq!(
+        echo(Sandbox::agent_executor(ws.path()), "NANOBOX_WORKSPACE"),
+        "/workspace\n"
+    );
+    assert_eq!(
+        echo(Sandbox::code_judge(sub.path()), "NANOBOX_SUBMISSION"),
+        "/submission\n"
+    );
+    let data = || Sandbox::data_analysis(input.path(), output.path());
+    assert_eq!(echo(data(), "NANOBOX_INPUT"), "/input\n");
+    assert_eq!(echo(data(), "NANOBOX_OUTPUT"), "/output\n");
+    // The judge's working directory is still the private /tmp.
+    assert_eq!(echo(Sandbox::code_judge(sub.path()), "PWD"), "/tmp\n");
+}

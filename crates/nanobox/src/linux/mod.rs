@@ -18,7 +18,7 @@ mod plan;
 mod pools;
 mod probe;
 mod process;
-mod seccomp;
+pub(crate) mod seccomp;
 mod sys;
 mod userns;
 

@@ -59,7 +59,7 @@ pub(crate) struct Filters {
 /// arm/arm64 entries `arm_fadvise64_64`, `arm_sync_file_range`, `sync_file_range2`, `breakpoint`,
 /// `cacheflush`, `set_tls` are 32-bit ARM calls that aarch64's own table does not have).
 /// `clone`, `ioctl`, `personality`, `socket` and `socketpair` are here and narrowed by the deny-list.
-const ALLOWED: &[&str] = &[
+pub(crate) const ALLOWED: &[&str] = &[
     "accept",
     "accept4",
     "access",
@@ -347,7 +347,7 @@ const ALLOWED: &[&str] = &[
 ];
 
 /// Refused with EPERM by the number filter.
-const DENIED: &[&str] = &[
+pub(crate) const DENIED: &[&str] = &[
     // the mount family
     "mount",
     "umount2",
