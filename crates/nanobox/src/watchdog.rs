@@ -30,13 +30,15 @@
 //! - Processes: the members alive at one sample, against the limit; more than the limit kills
 //!   the tree. (A cgroup refuses the fork itself; a watchdog can only see that it happened.)
 
+// Only the macOS backend runs a watchdog; the logic is built and tested everywhere.
+#![cfg_attr(not(target_os = "macos"), allow(dead_code))]
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// How often the watchdog samples a run: often enough that a fast allocation is seen within a few
 /// hundred megabytes of the limit, seldom enough that listing every process of the host costs
 /// well under 1 % of one core.
-#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub(crate) const INTERVAL: Duration = Duration::from_millis(50);
 
 /// One process of the host as the sampler saw it.
@@ -233,7 +235,6 @@ impl Tree {
 
 /// How the caller's side ended a run, if it did (the first reason is kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub(crate) enum Stop {
     /// Nothing ended the run but the program.
     None,
@@ -257,7 +258,6 @@ const SIGXCPU: i32 = 24;
 /// `Signaled(SIGKILL)`), as [`crate::Outcome`] has no process-limit variant; the enforcement list
 /// says which limit it was. `cpu_spent`: the tree's CPU time reached the limit, which makes a
 /// SIGKILL (RLIMIT_CPU's hard limit) a CPU-time outcome; SIGXCPU is RLIMIT_CPU's soft limit.
-#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub(crate) fn outcome(stop: Stop, own: crate::Outcome, cpu_spent: bool) -> crate::Outcome {
     use crate::Outcome;
     match stop {

@@ -247,9 +247,10 @@ fn make_tmpdir(prep: &Prepared, tag: &str) -> Result<process::TempDir> {
     })
 }
 
-/// `program` as sandbox-exec is to execute it: with a `/`, the path (mapped to the host);
+/// `program` as sandbox-exec is to execute it: with a `/`, the path (mapped to the host, from
+/// the working directory `cwd` when relative);
 /// otherwise the first executable file of that name in the policy's PATH.
-fn resolve_program(policy: &Policy, program: &OsStr) -> Result<PathBuf> {
+fn resolve_program(policy: &Policy, program: &OsStr, cwd: &Path) -> Result<PathBuf> {
     let bytes = program.as_bytes();
     let name = program.to_string_lossy().into_owned();
     if bytes.is_empty() {
@@ -262,7 +263,8 @@ fn resolve_program(policy: &Policy, program: &OsStr) -> Result<PathBuf> {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if bytes.contains(&b'/') {
-        let p = host_path(policy, Path::new(program));
+        // A relative path is the program's, from its working directory.
+        let p = cwd.join(host_path(policy, Path::new(program)));
         return match std::fs::metadata(&p) {
             Ok(_) if is_exec(&p) => Ok(p),
             Ok(_) => Err(Error::ProgramNotExecutable {
@@ -322,7 +324,8 @@ fn stdin_fd(stdin: &Stdin, tmp_base: &Path) -> Result<std::process::Stdio> {
             // An unlinked file: the program reads the bytes and end-of-file, never blocks the
             // caller, and nothing is left on disk.
             let ctx = |e| Error::io("preparing stdin bytes", e);
-            let n = RUNS.load(Ordering::Relaxed);
+            static STDIN_FILES: AtomicU64 = AtomicU64::new(0);
+            let n = STDIN_FILES.fetch_add(1, Ordering::Relaxed);
             let path = tmp_base.join(format!("nanobox-stdin-{}-{n}", std::process::id()));
             let mut f = std::fs::OpenOptions::new()
                 .read(true)
@@ -398,15 +401,17 @@ pub(crate) fn spawn(
 ) -> Result<(Process, OutputPipe, OutputPipe)> {
     // Never unsandboxed: the probe is repeated (it is cached) for every run.
     probe::require_sandbox_exec()?;
-    let exe = resolve_program(policy, program)?;
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
     let tag = format!("nanobox-{}-{n}", std::process::id());
     let tmpdir = make_tmpdir(prep, &tag)?;
+    // The default working directory is the run's own directory; one set explicitly is a path of
+    // the host or of a mount.
     let cwd = if policy.working_dir == Path::new(crate::policy::DEFAULT_WORKDIR) {
         tmpdir.0.clone()
     } else {
         host_path(policy, &policy.working_dir)
     };
+    let exe = resolve_program(policy, program, &cwd)?;
     // With an allowlist, the proxy listens before the program starts, on a port of the host's
     // loopback that the profile lets the program reach (and no other).
     let proxy = match &prep.proxy {

@@ -311,18 +311,19 @@ fn run_watchdog(shared: &Shared, root_start: u64, watch: Watch, started: Instant
     // Nothing outlives the run: kill what is left of the tree, until it is gone.
     let until = Instant::now() + REMNANT_WAIT;
     loop {
-        let infos = sample(&mut tree, pid);
+        sample(&mut tree, pid);
         record_usage(&mut tree);
         publish_members(shared, &tree);
         let members = tree.members();
-        if members.is_empty() || Instant::now() >= until {
+        // Processes left in the program's group. While no process has the program's (reaped) pid,
+        // the group's number cannot have been given to another group: they are the run's, also
+        // those the samples never saw (forked just before their parent ended).
+        let group = sys::group_pids(pid);
+        let group_is_ours = !group.is_empty() && !group.contains(&pid);
+        if (members.is_empty() && !group_is_ours) || Instant::now() >= until {
             break;
         }
-        // The group number is still the run's while a member is in it.
-        let member_in_group = infos
-            .iter()
-            .any(|i| i.pgid == pid && members.iter().any(|(p, s)| *p == i.pid && *s == i.start));
-        if member_in_group {
+        if group_is_ours {
             sys::kill_group(pid, libc::SIGKILL);
         }
         for (p, s) in &members {
