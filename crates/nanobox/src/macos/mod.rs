@@ -525,3 +525,103 @@ pub(crate) fn spawn(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::SandboxBuilder;
+
+    fn policy(b: SandboxBuilder) -> Policy {
+        b.validate().expect("a valid policy")
+    }
+
+    fn get<'a>(env: &'a [(OsString, OsString)], k: &str) -> Option<&'a OsStr> {
+        env.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    #[test]
+    fn the_environment_names_the_run_directory_and_the_proxy_s_real_port() {
+        let p = policy(SandboxBuilder::default().allow_network(&["example.com"]));
+        let tmp = Path::new("/private/tmp/nanobox-run");
+        let env = program_env(&p, tmp, Path::new("/private/tmp/nanobox-run"), Some(41234));
+        assert_eq!(get(&env, "TMPDIR"), Some(tmp.as_os_str()));
+        assert_eq!(
+            get(&env, "HOME"),
+            Some(tmp.as_os_str()),
+            "the default /tmp HOME"
+        );
+        assert_eq!(get(&env, "PWD"), Some(tmp.as_os_str()));
+        assert_eq!(
+            get(&env, "HTTPS_PROXY"),
+            Some(OsStr::new("http://127.0.0.1:41234"))
+        );
+        assert_eq!(
+            get(&env, "http_proxy"),
+            Some(OsStr::new("http://127.0.0.1:41234"))
+        );
+        assert_eq!(env.iter().filter(|(k, _)| k == "TMPDIR").count(), 1);
+        // A HOME the caller set is kept.
+        let p = policy(SandboxBuilder::default().env("HOME", "/Users/x"));
+        let env = program_env(&p, tmp, tmp, None);
+        assert_eq!(get(&env, "HOME"), Some(OsStr::new("/Users/x")));
+    }
+
+    #[test]
+    fn limits_name_their_mechanism_and_a_cpu_share_is_refused_without_the_opt_in() {
+        let p = policy(
+            SandboxBuilder::default()
+                .memory_limit(64 << 20)
+                .process_limit(10)
+                .cpu_time_limit(std::time::Duration::from_millis(1500))
+                .file_size_limit(1 << 20),
+        );
+        let plan = plan_limits(&p).unwrap();
+        let mech = |l: &str| {
+            plan.enforcement
+                .iter()
+                .find(|e| e.limit == l)
+                .map(|e| e.mechanism.clone())
+                .unwrap_or_default()
+        };
+        assert!(mech("memory").starts_with("watchdog, sampled every 50 ms"));
+        assert!(mech("processes").starts_with("watchdog"));
+        assert!(mech("cpu_time").starts_with("RLIMIT_CPU per process + watchdog"));
+        assert_eq!(mech("file_size"), "RLIMIT_FSIZE");
+        assert_eq!(plan.watch.memory, Some(64 << 20));
+        // RLIMIT_CPU rounds 1.5 s up to 2 and bounds each process a second later.
+        assert!(plan.rlimits.contains(&(libc::RLIMIT_CPU, 3, 4)));
+        assert!(plan
+            .rlimits
+            .contains(&(libc::RLIMIT_FSIZE, 1 << 20, 1 << 20)));
+        let p = policy(SandboxBuilder::default().cpu_limit(1.0));
+        assert!(matches!(
+            plan_limits(&p),
+            Err(Error::HostUnsupported { .. })
+        ));
+        let p = policy(
+            SandboxBuilder::default()
+                .cpu_limit(1.0)
+                .allow_degraded_limits(),
+        );
+        let plan = plan_limits(&p).unwrap();
+        assert!(plan.notes.iter().any(|n| n.contains("not enforced")));
+    }
+
+    #[test]
+    fn a_sandbox_path_under_a_mount_is_the_mount_s_host_path() {
+        // A host directory without symlinks on its way.
+        let p = policy(SandboxBuilder::default().mount(
+            "/usr/share",
+            "/data",
+            crate::policy::Permission::ReadOnly,
+        ));
+        let host = p.mounts[0].host_canonical.clone();
+        assert_eq!(host_path(&p, Path::new("/data/x/y")), host.join("x/y"));
+        assert_eq!(
+            host_path(&p, Path::new("/database")),
+            Path::new("/database")
+        );
+    }
+}
