@@ -52,14 +52,27 @@ mod sandbox;
 mod seatbelt;
 mod units;
 
+mod watchdog;
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 use linux as backend;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as backend;
+
+// TEMPORARY stand-in for the platform-neutral profile generator `crate::seatbelt`, written in
+// parallel: the integrator deletes this and seatbelt_stub.rs once `mod seatbelt;` lands.
+#[cfg(target_os = "macos")]
+#[path = "seatbelt_stub.rs"]
+mod seatbelt;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod unsupported;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 use unsupported as backend;
 
 pub use apparmor::AppArmorProfile;
