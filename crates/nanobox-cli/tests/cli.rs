@@ -2,6 +2,9 @@
 //!
 //! They need a Linux host where user namespaces work (as root and as an unprivileged user).
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -2,6 +2,9 @@
 //! the code really produces), `--json` never leaves a script parsing prose, Docker-style short
 //! flags, the split degraded opt-ins, and generated completions and manual page.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::collections::BTreeSet;

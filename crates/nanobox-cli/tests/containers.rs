@@ -18,6 +18,9 @@
 //! The order is a runtime's: mounts, bounding set, seccomp filter (installed while still root, so
 //! without no_new_privs, as runc does), uid, exec. Each test runs as root and as uid 65534.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::process::{Command, Output, Stdio};

@@ -6,6 +6,9 @@
 //! (the program then runs as uid 65534) and as uid 65534 itself (the program keeps that uid), and
 //! plays the attacker against what the degraded mode still promises.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -3,6 +3,9 @@
 //! cgroup. Run as root and as uid 65534 in a mount namespace of their own whose cgroup mounts are
 //! unmounted (the host's are untouched), where no cgroup is writable for either.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::process::Output;

@@ -1,5 +1,8 @@
 //! `nanobox run --explain [--platform ...]`: what a run would do, printed, with nothing run.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::process::{Command, Output, Stdio};

@@ -11,6 +11,9 @@
 //! missing piece and the fix named, nothing ran) and, with the opt-in, the weaker run that says
 //! what is weaker.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,9 @@
 //! fetch, direct and proxied interleaved with a pause between fetches, with the CPU time the whole
 //! machine spent per GiB (from /proc/stat). Run: `cargo bench -p nanobox --bench proxy`.
 
+// Elsewhere than Linux the splice(2) baseline and its CPU-cost report are left out.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -59,6 +62,7 @@ fn origin() -> u16 {
 /// A bare tunnel for comparison: no request head, no checks; it connects each client to the origin
 /// and moves origin → client bytes with `splice(2)` (socket → 1 MiB pipe → socket, never through
 /// user space) and the client's request with a plain copy.
+#[cfg(target_os = "linux")]
 fn splice_relay(origin: u16) -> u16 {
     use rustix::pipe::{fcntl_setpipe_size, pipe, splice, SpliceFlags};
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -159,6 +163,8 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // The CPU-cost report compares with a splice(2) relay and reads /proc/stat: Linux only.
+    #[cfg(target_os = "linux")]
     if std::env::args().any(|a| a == "--bench") {
         cost_report(o, p, splice_relay(o));
     }
@@ -166,6 +172,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// Busy jiffies of all CPUs together: every state but idle and iowait.
+#[cfg(target_os = "linux")]
 fn busy_jiffies() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let cpu = stat.lines().next().unwrap();
@@ -180,6 +187,7 @@ fn busy_jiffies() -> u64 {
 /// Interleaved, paused fetches: criterion measures each kind back to back, where a download also
 /// overlaps the teardown of the one before it; here each fetch starts on a quiet machine, and the
 /// CPU time the machine spent on it is counted. Prints median GiB/s and CPU seconds per GiB.
+#[cfg(target_os = "linux")]
 fn cost_report(o: u16, p: u16, bare: u16) {
     const ROUNDS: usize = 20;
     let hz = 100.0; // USER_HZ, the unit of /proc/stat on Linux

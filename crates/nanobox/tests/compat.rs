@@ -1,5 +1,8 @@
 //! Real programs under the default filter: what works outside works inside.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::collections::BTreeSet;

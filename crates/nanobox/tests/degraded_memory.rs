@@ -8,6 +8,9 @@
 //! is how uid 65534 is on this host anyway. A process that is not root cannot hide its cgroups, so
 //! it runs the tests itself where it has none, and skips them where it has one.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::path::Path;

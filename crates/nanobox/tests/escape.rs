@@ -1,6 +1,9 @@
 //! Escape attempts by known class, as root and as uid 65534. Together with isolation.rs and
 //! seccomp.rs these are the regression suite listed in docs/SECURITY.md.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -4,6 +4,9 @@
 //! capabilities stay refused, and ownership changes to ids the program does not hold fail with
 //! EPERM, as for any unprivileged user. Each test is the attack, as root and as uid 65534.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,8 @@
 //! Isolation properties, each written as the attack it prevents, as root and as uid 65534.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,8 @@
 //! Running, waiting, killing and tearing down: the run's lifetime and what it leaves behind.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read};

@@ -2,6 +2,9 @@
 //! v2 where the host has it) and as uid 65534 (no writable cgroup there: a strict sandbox refuses,
 //! and with `allow_degraded_limits` the rlimits hold).
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::time::Duration;

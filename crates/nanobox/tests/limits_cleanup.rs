@@ -1,6 +1,9 @@
 //! No cgroup outlives its run, whatever ends it. One test in its own binary, so that no other
 //! test's live runs are counted.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::path::{Path, PathBuf};

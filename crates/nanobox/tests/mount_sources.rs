@@ -3,6 +3,9 @@
 //! next sandbox's mounts, and a source replaced between runs fails the run. As root and as uid
 //! 65534. Listed in docs/SECURITY.md, "Mount sources".
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::os::unix::fs::symlink;

@@ -2,6 +2,9 @@
 //! reach origins that these tests start on the host's 127.0.0.1, through the filtering proxy,
 //! with names mapped by `map_host`. Hermetic: nothing but loopback is ever contacted.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 mod proxy_util;
 

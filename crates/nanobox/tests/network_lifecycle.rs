@@ -2,6 +2,9 @@
 //! the program leaves in the middle of a transfer or is stopped by its wall-time limit. In its own
 //! binary, since it counts the whole process's threads and descriptors.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 mod proxy_util;
 

@@ -1,6 +1,9 @@
 //! The presets end to end with real programs, as root (cgroup limits) and as uid 65534 (where the
 //! presets' limits need `allow_degraded_limits`, there being no writable cgroup).
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 mod proxy_util;
 

@@ -1,6 +1,9 @@
 //! A judge runs the same sandbox thousands of times in a row: nothing may leak (descriptors,
 //! threads, cgroups, memory). In its own binary, since it counts the whole process.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use nanobox::{Error, Outcome, Sandbox, Verdict};

@@ -1,6 +1,9 @@
 //! The filtering proxy, end to end, against origins on 127.0.0.1 (hermetic: no other address is
 //! ever contacted).
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 mod proxy_util;
 

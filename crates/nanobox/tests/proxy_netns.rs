@@ -6,6 +6,9 @@
 //! The proxy runs in the caller's process and its code does not depend on the caller's uid, so
 //! these run once (as whoever runs the tests) rather than as root and as uid 65534.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 mod proxy_util;
 

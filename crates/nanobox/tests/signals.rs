@@ -1,5 +1,8 @@
 //! Signals to the sandboxed program: `Child::signal` and the graceful `Child::stop`.
 
+// What these tests assert is the Linux backend's (the macOS backend's own: tests/macos.rs).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::{BufRead, BufReader};
