@@ -84,6 +84,7 @@ class _Options(TypedDict, total=False):
     kernel_pool_limits: Optional[dict[str, int]]
     allow_degraded_limits: Optional[bool]
     allow_degraded_isolation: Optional[bool]
+    report_denials: Optional[bool]
 
 
 @final
@@ -153,6 +154,8 @@ class SandboxBuilder:
         """Use rlimits where no cgroup is writable."""
     def allow_degraded_isolation(self) -> SandboxBuilder:
         """Landlock + seccomp alone where user namespaces are refused."""
+    def report_denials(self) -> SandboxBuilder:
+        """List what the platform's sandbox denied in each result's denials (macOS)."""
     def configure(self, **options: Unpack[_Options]) -> SandboxBuilder:
         """Apply the keyword options of Sandbox(...)."""
     def build(self) -> Sandbox:
@@ -290,6 +293,10 @@ class RunResult:
     def network_omitted(self) -> int: ...
     @property
     def degraded(self) -> list[str]: ...
+    @property
+    def denials(self) -> list[dict[str, Any]]: ...
+    @property
+    def denials_unread(self) -> Optional[str]: ...
     def to_json(self) -> str:
         """The CLI's --json report."""
     def to_dict(self) -> dict[str, Any]:

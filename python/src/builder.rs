@@ -239,6 +239,12 @@ impl SandboxBuilder {
         with(slf, |b| b.allow_degraded_limits())
     }
 
+    /// List in each result's `denials` what the platform's sandbox denied (macOS; empty
+    /// elsewhere).
+    fn report_denials(slf: B<'_>) -> B<'_> {
+        with(slf, |b| b.report_denials())
+    }
+
     /// Where the host refuses user namespaces, run with Landlock + seccomp alone instead of
     /// failing (every result lists what is weaker in `degraded`).
     fn allow_degraded_isolation(slf: B<'_>) -> B<'_> {
@@ -445,6 +451,13 @@ pub(crate) fn apply(
             "allow_degraded_isolation" => {
                 if truthy(&v)? {
                     b.allow_degraded_isolation()
+                } else {
+                    b
+                }
+            }
+            "report_denials" => {
+                if truthy(&v)? {
+                    b.report_denials()
                 } else {
                     b
                 }

@@ -256,6 +256,28 @@ impl RunResult {
     fn degraded(&self) -> Vec<String> {
         self.0.degraded.clone()
     }
+    /// What the platform's sandbox denied the run (built with `report_denials`; macOS): a list
+    /// of `{"operation", "target", "process", "pid"}`; empty elsewhere.
+    #[getter]
+    fn denials<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
+        self.0
+            .denials
+            .iter()
+            .map(|d| {
+                let o = pyo3::types::PyDict::new(py);
+                o.set_item("operation", &d.operation)?;
+                o.set_item("target", &d.target)?;
+                o.set_item("process", &d.process)?;
+                o.set_item("pid", d.pid)?;
+                Ok(o)
+            })
+            .collect()
+    }
+    /// Why `denials` could not be read, when it could not; else None.
+    #[getter]
+    fn denials_unread(&self) -> Option<String> {
+        self.0.denials_unread.clone()
+    }
     /// The JSON report of the CLI's `--json` (status, exit_code, signal, stdout, stderr, ...).
     fn to_json(&self) -> PyResult<String> {
         serde_json::to_string(&self.0)

@@ -69,7 +69,7 @@ impl Sandbox {
     /// address), `allow_addresses` (list of CIDRs), `upstream_proxy`, `hostname`, `tmp_size`,
     /// `seccomp_deny`, `seccomp_allow` (lists of syscall names), `memory_limit`, `cpu_limit`,
     /// `cpu_time_limit`, `process_limit`, `file_size_limit`, `kernel_pool_limits` (mapping pool
-    /// name -> bound, e.g. `{"inotify_watches": 65536}`), `allow_degraded_limits`,
+    /// name -> bound, e.g. `{"inotify_watches": 65536}`), `allow_degraded_limits`, `report_denials`,
     /// `allow_degraded_isolation` (bools). Raises a `SandboxError` subclass when an option is
     /// refused.
     #[new]

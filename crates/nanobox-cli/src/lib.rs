@@ -88,7 +88,7 @@ OUTPUT:
     cpu_time_ms         CPU time of the whole sandbox
     peak_memory_bytes   peak memory of the whole sandbox (of its largest process with rusage)
     accounting          where cpu_time_ms and peak_memory_bytes come from: \"cgroup v2\",
-                        \"cgroup v1\" or \"rusage\"
+                        \"cgroup v1\", \"rusage\" or \"watchdog\" (macOS)
     limits              [{\"limit\", \"mechanism\"}]: what enforced each limit that was set
     network             [{\"host\", \"port\", \"allowed\", \"pattern\", \"address\", \"reason\",
                         \"count\", \"bytes_up\", \"bytes_down\"}]: requests through the
@@ -96,6 +96,9 @@ OUTPUT:
     network_truncated, network_omitted
                         whether, and how many, refused requests the log left out
     degraded            what was weaker than full isolation (with --allow-degraded-*)
+    denials             [{\"operation\", \"target\", \"process\", \"pid\"}]: what the platform's
+                        sandbox denied (with --report-denials; macOS, empty on Linux)
+    denials_unread      why denials could not be read, or null
     stopped_by_signal   the SIGINT or SIGTERM nanobox received during the run and passed on (2
                         or 15), or null when none came
   When the sandbox cannot be set up or PROGRAM cannot be started, --json prints instead
@@ -373,6 +376,11 @@ struct RunArgs {
     /// instead of failing (weaker: listed in --json's "limits")
     #[arg(long, help_heading = "Isolation")]
     allow_degraded_limits: bool,
+
+    /// List what the platform's sandbox denied in --json's "denials" (macOS: read from the
+    /// unified log after the run; empty on Linux, where a denial is an error the program sees)
+    #[arg(long, help_heading = "Isolation")]
+    report_denials: bool,
 
     /// Both --allow-degraded-isolation and --allow-degraded-limits (the older, combined flag)
     #[arg(long, help_heading = "Isolation")]
@@ -766,6 +774,9 @@ fn run_or_fail(args: &RunArgs, mut builder: nanobox::SandboxBuilder) -> Result<u
     }
     if args.allow_degraded || args.allow_degraded_limits {
         builder = builder.allow_degraded_limits();
+    }
+    if args.report_denials {
+        builder = builder.report_denials();
     }
     if let Some(m) = args.memory {
         builder = builder.memory_limit(m);

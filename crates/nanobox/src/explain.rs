@@ -61,6 +61,9 @@ pub struct MacOsPlan {
     pub profile: String,
     /// The profile's parameters (`-D NAME=VALUE`), in order.
     pub params: Vec<(String, String)>,
+    /// The profile with each parameter's path in its place: for reading only (what runs is
+    /// [`MacOsPlan::profile`] with [`MacOsPlan::params`]).
+    pub expanded: String,
     /// The `sandbox-exec` argument vector that runs the program (its first element the path of
     /// `sandbox-exec`).
     pub argv: Vec<String>,
@@ -411,7 +414,9 @@ pub(crate) fn explain_policy(
                     *v = v.replace(&local, &run_local);
                 }
             }
+            let expanded = profile.expanded()?;
             macos = Some(MacOsPlan {
+                expanded,
                 params: profile
                     .params
                     .iter()

@@ -51,7 +51,6 @@ mod result;
 mod sandbox;
 mod seatbelt;
 mod units;
-
 mod watchdog;
 
 #[cfg(target_os = "linux")]
@@ -63,12 +62,6 @@ use linux as backend;
 mod macos;
 #[cfg(target_os = "macos")]
 use macos as backend;
-
-// TEMPORARY stand-in for the platform-neutral profile generator `crate::seatbelt`, written in
-// parallel: the integrator deletes this and seatbelt_stub.rs once `mod seatbelt;` lands.
-#[cfg(target_os = "macos")]
-#[path = "seatbelt_stub.rs"]
-mod seatbelt;
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod unsupported;
@@ -90,7 +83,7 @@ pub use policy::{
 pub use presets::Verdict;
 pub use probe::{Check, CheckStatus, Probe};
 pub use proxy::{NetworkEvent, NetworkLog};
-pub use result::{Enforcement, Outcome, RunResult};
+pub use result::{Denial, Enforcement, Outcome, RunResult};
 pub use sandbox::{Child, ChildStderr, ChildStdout, Command, Sandbox};
 pub use units::{parse_duration, parse_env_file, parse_size};
 

@@ -125,8 +125,9 @@ pub struct RunResult {
     /// fallback); see [`RunResult::accounting`].
     pub peak_memory: u64,
     /// Where `cpu_time` and `peak_memory` come from: `"cgroup v2"`, `"cgroup v1"` (the whole
-    /// sandbox, every process), or `"rusage"` (the processes the sandbox's init reaped before the
-    /// program ended; peak memory of the largest single process).
+    /// sandbox, every process), `"rusage"` (the processes the sandbox's init reaped before the
+    /// program ended; peak memory of the largest single process), or `"watchdog"` (macOS: the
+    /// process tree sampled every 50 ms).
     pub accounting: &'static str,
     /// Which mechanism enforced each limit that was set, e.g. `memory` by `cgroup v1`.
     pub limits: Vec<Enforcement>,
@@ -141,6 +142,27 @@ pub struct RunResult {
     /// fully isolated run. Only a sandbox built with an explicit opt-in (e.g.
     /// [`crate::SandboxBuilder::allow_degraded_isolation`]) can run degraded.
     pub degraded: Vec<String>,
+    /// What the platform's sandbox denied the run, when it was built with
+    /// [`crate::SandboxBuilder::report_denials`] (macOS; empty elsewhere).
+    pub denials: Vec<Denial>,
+    /// Why [`RunResult::denials`] could not be read, when it could not (the unified log did not
+    /// answer); `None` when the list is what the log holds, or when denials were not asked for.
+    pub denials_unread: Option<String>,
+}
+
+/// One operation the platform's sandbox denied a run (macOS: a Seatbelt denial from the
+/// unified log).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Denial {
+    /// The operation, e.g. `file-write-create`, `network-outbound`.
+    pub operation: String,
+    /// What it was denied on: a path, an address.
+    pub target: Option<String>,
+    /// The name of the process denied.
+    pub process: Option<String>,
+    /// Its host process id.
+    pub pid: Option<u32>,
 }
 
 impl RunResult {
@@ -169,6 +191,8 @@ impl RunResult {
             network: Vec::new(),
             network_omitted: 0,
             degraded: Vec::new(),
+            denials: Vec::new(),
+            denials_unread: None,
         }
     }
 
@@ -224,7 +248,7 @@ impl fmt::Display for RunResult {
 /// run).
 impl Serialize for RunResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("RunResult", 17)?;
+        let mut st = s.serialize_struct("RunResult", 19)?;
         st.serialize_field("status", self.outcome.status())?;
         st.serialize_field("exit_code", &self.outcome.code())?;
         st.serialize_field("signal", &self.outcome.signal())?;
@@ -241,6 +265,8 @@ impl Serialize for RunResult {
         st.serialize_field("network_truncated", &(self.network_omitted > 0))?;
         st.serialize_field("network_omitted", &self.network_omitted)?;
         st.serialize_field("degraded", &self.degraded)?;
+        st.serialize_field("denials", &self.denials)?;
+        st.serialize_field("denials_unread", &self.denials_unread)?;
         st.end()
     }
 }

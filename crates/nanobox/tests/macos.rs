@@ -77,6 +77,33 @@ fn a_write_outside_the_mounts_is_denied() {
 }
 
 #[test]
+fn a_denied_write_is_reported_with_its_path_when_asked() {
+    let target = home().join(format!("nanobox-denial-test-{}", std::process::id()));
+    let _ = std::fs::remove_file(&target);
+    let reporting = Sandbox::builder()
+        .wall_time_limit(Duration::from_secs(30))
+        .report_denials()
+        .build()
+        .unwrap();
+    let script = format!("echo escaped > '{}'", target.display());
+    let r = reporting.run("sh", &["-c", &script]).unwrap();
+    assert!(!r.success(), "the write succeeded: {r:?}");
+    assert_eq!(r.denials_unread, None);
+    let shown = target.to_string_lossy();
+    assert!(
+        r.denials
+            .iter()
+            .any(|d| d.operation.starts_with("file-write")
+                && d.target.as_deref().is_some_and(|t| t.ends_with(&*shown))),
+        "no file-write denial of {shown} in {:?}",
+        r.denials
+    );
+    // Without the option the list stays empty.
+    let plain = sandbox().run("sh", &["-c", &script]).unwrap();
+    assert!(plain.denials.is_empty(), "{:?}", plain.denials);
+}
+
+#[test]
 fn a_read_of_the_home_directory_is_denied() {
     let secret = home().join(format!(".nanobox-secret-{}", std::process::id()));
     std::fs::write(&secret, "TOPSECRET\n").unwrap();

@@ -158,7 +158,7 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         landlock,
         degraded: None,
         notes: Vec::new(),
-        proxy: proxy_config(policy)?,
+        proxy: crate::proxy::config_for(policy)?,
         limits: limits::plan(policy)?,
         memwatch: None,
         ncpu: limits::online_cpus(),
@@ -273,33 +273,6 @@ fn check_held(m: &Mount, held: &HeldSource) -> Result<()> {
             }),
         },
     }
-}
-
-/// The proxy's configuration for a policy with a network allowlist (validated at `build()`).
-fn proxy_config(policy: &Policy) -> Result<Option<crate::proxy::ProxyConfig>> {
-    use crate::proxy::{AllowList, Cidr, OverrideResolver, ProxyConfig, SystemResolver, Upstream};
-    let crate::policy::Network::Allowlist(a) = &policy.network else {
-        return Ok(None);
-    };
-    let invalid = |option: &'static str| move |reason| Error::InvalidOption { option, reason };
-    let mut cfg =
-        ProxyConfig::new(AllowList::parse(&a.patterns).map_err(invalid("allow_network"))?);
-    for c in &a.addresses {
-        cfg.allow_addresses
-            .push(Cidr::parse(c).map_err(invalid("allow_address"))?);
-    }
-    let mut resolver = OverrideResolver::new(Arc::new(SystemResolver::new()));
-    for (name, addr) in &a.hosts {
-        resolver = resolver.map(name, *addr).map_err(invalid("map_host"))?;
-    }
-    cfg.resolver = Arc::new(resolver);
-    cfg.upstream = a
-        .upstream
-        .as_deref()
-        .map(Upstream::parse)
-        .transpose()
-        .map_err(invalid("upstream_proxy"))?;
-    Ok(Some(cfg))
 }
 
 /// Receive the proxy's listener that the init sent over `sock`.

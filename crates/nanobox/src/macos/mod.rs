@@ -6,6 +6,7 @@
 //! sandboxed: `sandbox_init` is never called here, only sandbox-exec is run. Nothing runs without
 //! a working sandbox-exec.
 
+mod denials;
 mod probe;
 mod process;
 mod sys;
@@ -17,7 +18,6 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::policy::{Policy, Stdin};
@@ -135,34 +135,6 @@ fn plan_limits(policy: &Policy) -> Result<LimitsPlan> {
     Ok(p)
 }
 
-/// The proxy's configuration for a policy with a network allowlist (validated at `build()`).
-/// The same construction as the Linux backend's, which keeps its own private copy.
-fn proxy_config(policy: &Policy) -> Result<Option<crate::proxy::ProxyConfig>> {
-    use crate::proxy::{AllowList, Cidr, OverrideResolver, ProxyConfig, SystemResolver, Upstream};
-    let crate::policy::Network::Allowlist(a) = &policy.network else {
-        return Ok(None);
-    };
-    let invalid = |option: &'static str| move |reason| Error::InvalidOption { option, reason };
-    let mut cfg =
-        ProxyConfig::new(AllowList::parse(&a.patterns).map_err(invalid("allow_network"))?);
-    for c in &a.addresses {
-        cfg.allow_addresses
-            .push(Cidr::parse(c).map_err(invalid("allow_address"))?);
-    }
-    let mut resolver = OverrideResolver::new(Arc::new(SystemResolver::new()));
-    for (name, addr) in &a.hosts {
-        resolver = resolver.map(name, *addr).map_err(invalid("map_host"))?;
-    }
-    cfg.resolver = Arc::new(resolver);
-    cfg.upstream = a
-        .upstream
-        .as_deref()
-        .map(Upstream::parse)
-        .transpose()
-        .map_err(invalid("upstream_proxy"))?;
-    Ok(Some(cfg))
-}
-
 /// Whether every "other" may search `dir` (the unprivileged user must reach its run directory).
 fn world_searchable(dir: &Path) -> bool {
     std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
@@ -183,7 +155,7 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Prepared> {
         enforcement: limits.enforcement,
         watch: limits.watch,
         rlimits: limits.rlimits,
-        proxy: proxy_config(policy)?,
+        proxy: crate::proxy::config_for(policy)?,
         run_as,
         tmp_base,
     })
@@ -403,10 +375,11 @@ pub(crate) fn spawn(
     probe::require_sandbox_exec()?;
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
     let tag = format!("nanobox-{}-{n}", std::process::id());
+    let started = std::time::SystemTime::now();
     let tmpdir = make_tmpdir(prep, &tag)?;
     // The default working directory is the run's own directory; one set explicitly is a path of
     // the host or of a mount.
-    let cwd = if policy.working_dir == Path::new(crate::policy::DEFAULT_WORKDIR) {
+    let cwd = if !policy.working_dir_explicit {
         tmpdir.0.clone()
     } else {
         host_path(policy, &policy.working_dir)
@@ -445,7 +418,7 @@ pub(crate) fn spawn(
     let run = seatbelt::RunContext {
         tmpdir: tmpdir.0.clone(),
         proxy_port,
-        tag,
+        tag: tag.clone(),
     };
     let profile = seatbelt::profile(policy, &run)?;
     let argv = seatbelt::argv(&profile, exe.as_os_str(), args)?;
@@ -522,6 +495,7 @@ pub(crate) fn spawn(
             enforcement: prep.enforcement.clone(),
             proxy: handle,
             tmpdir: Some(tmpdir),
+            denials: policy.report_denials.then_some((tag, started)),
         },
     )
 }

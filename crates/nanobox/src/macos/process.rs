@@ -132,6 +132,8 @@ pub(crate) struct Extras {
     /// The run's private temporary directory, removed when the run is dropped.
     #[allow(dead_code)] // held for its Drop
     pub tmpdir: Option<TempDir>,
+    /// With `report_denials`: the run's tag and its start, to read its denials by.
+    pub denials: Option<(String, std::time::SystemTime)>,
 }
 
 /// A run's private directory: TMPDIR and the default working directory. Removed (with what the
@@ -661,6 +663,12 @@ pub(crate) fn collect(
     r.cpu_time = f.cpu_time;
     r.peak_memory = f.peak_memory;
     r.accounting = "watchdog";
+    if let Some((tag, start)) = &p.extras.denials {
+        match super::denials::read(tag, *start) {
+            Ok(d) => r.denials = d,
+            Err(why) => r.denials_unread = Some(why),
+        }
+    }
     Ok(r)
 }
 

@@ -27,7 +27,8 @@ use super::addr::canonical;
 /// Any other failure: the socket cannot be opened, the kernel does not answer within 2 s, refuses
 /// the lookup (`EINVAL` for a blackhole route, `EACCES` for a prohibit route, where a connect would
 /// fail as well), or answers something that is not a route. The caller should then refuse the
-/// address. On targets other than Linux: always [`io::ErrorKind::Unsupported`].
+/// address. On macOS the interface address list (`getifaddrs`) stands in for the route lookup;
+/// on other targets: always [`io::ErrorKind::Unsupported`].
 pub fn is_host_address(addr: IpAddr) -> io::Result<bool> {
     imp::is_host_address(canonical(addr))
 }
@@ -185,19 +186,81 @@ mod imp {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+/// macOS: the interface address list (`getifaddrs`), and the blocks a host delivers to itself.
+/// The proxy connects by TCP only, so the broadcast and multicast addresses the Linux lookup also
+/// counts cannot be reached this way anyway (and [`super::addr::classify`] refuses multicast).
+#[cfg(target_os = "macos")]
+mod imp {
+    use std::io;
+    use std::net::IpAddr;
+
+    pub(super) fn is_host_address(addr: IpAddr) -> io::Result<bool> {
+        Ok(super::among(addr, &super::ifaddrs::addresses()?))
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod imp {
     use std::io;
     use std::net::IpAddr;
 
     pub(super) fn is_host_address(_addr: IpAddr) -> io::Result<bool> {
-        // Comparing with the interface address list would need getifaddrs (macOS) or
-        // GetAdaptersAddresses (Windows), which none of this crate's dependencies on those
-        // targets offers.
+        // Windows would need GetAdaptersAddresses, which none of this crate's dependencies
+        // there offers.
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
-            "telling this host's own addresses from others is implemented on Linux only",
+            "telling this host's own addresses from others is implemented on Linux and macOS only",
         ))
+    }
+}
+
+/// Whether `addr` (canonical: an IPv4-mapped address as its IPv4 address) is one of `own` (the
+/// interfaces' addresses), the unspecified address (a connect to it reaches this host), or in a
+/// loopback block.
+#[cfg_attr(not(any(target_os = "macos", test)), allow(dead_code))]
+fn among(addr: IpAddr, own: &[IpAddr]) -> bool {
+    addr.is_unspecified() || addr.is_loopback() || own.contains(&addr)
+}
+
+/// The addresses of every interface, up or not (more host addresses is the safe side).
+#[cfg(any(target_os = "macos", all(test, target_os = "linux")))]
+mod ifaddrs {
+    use std::io;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    pub(super) fn addresses() -> io::Result<Vec<IpAddr>> {
+        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+        // SAFETY: getifaddrs stores the head of a list it allocates in `list`; freed below.
+        if unsafe { libc::getifaddrs(&mut list) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut out = Vec::new();
+        let mut node = list;
+        while !node.is_null() {
+            // SAFETY: `node` is a node of the list getifaddrs returned, which is not freed yet.
+            let ifa = unsafe { &*node };
+            node = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() {
+                continue;
+            }
+            // SAFETY: ifa_addr is non-null and points to a sockaddr owned by the list.
+            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+            let ip = if family == libc::AF_INET {
+                // SAFETY: a sockaddr of family AF_INET is a sockaddr_in.
+                let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+            } else if family == libc::AF_INET6 {
+                // SAFETY: a sockaddr of family AF_INET6 is a sockaddr_in6.
+                let sin6 = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in6>() };
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+            } else {
+                continue;
+            };
+            out.push(super::canonical(ip));
+        }
+        // SAFETY: `list` came from getifaddrs and nothing borrowed from it is used past here.
+        unsafe { libc::freeifaddrs(list) };
+        Ok(out)
     }
 }
 
@@ -210,6 +273,34 @@ mod tests {
 
     fn host(a: &str) -> bool {
         is_host_address(a.parse().unwrap()).unwrap_or_else(|e| panic!("{a}: {e}"))
+    }
+
+    /// The interface-list answer macOS uses agrees with the kernel's route lookup here: every
+    /// address of this host's interfaces (up) is the host's for both; others are not.
+    #[test]
+    fn the_interface_list_answer_agrees_with_the_route_lookup() {
+        let own = super::ifaddrs::addresses().unwrap();
+        assert!(own.contains(&IpAddr::from([127, 0, 0, 1])), "{own:?}");
+        for (name, a) in interface_addresses() {
+            assert!(super::among(canonical(a), &own), "{a} of {name}");
+            assert!(host(&a.to_string()), "{a} of {name}");
+        }
+        for a in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "::ffff:127.0.0.1",
+        ] {
+            let ip = canonical(a.parse().unwrap());
+            assert!(super::among(ip, &own), "{a}");
+        }
+        for a in ["192.0.2.1", "8.8.8.8", "2001:db8::1", "::ffff:192.0.2.1"] {
+            let ip = canonical(a.parse().unwrap());
+            assert!(!super::among(ip, &own), "{a} is not this host's");
+            assert!(!host(a), "{a}");
+        }
     }
 
     /// The addresses of this host's interfaces that are up, from `getifaddrs` (the kernel's

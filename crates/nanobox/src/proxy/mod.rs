@@ -224,3 +224,32 @@ impl NetworkEvent {
         }
     }
 }
+
+/// The proxy's configuration for a policy with a network allowlist (validated at `build()`); the
+/// Linux and macOS backends both start it from this.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+pub(crate) fn config_for(policy: &crate::policy::Policy) -> crate::Result<Option<ProxyConfig>> {
+    use crate::error::Error;
+    let crate::policy::Network::Allowlist(a) = &policy.network else {
+        return Ok(None);
+    };
+    let invalid = |option: &'static str| move |reason| Error::InvalidOption { option, reason };
+    let mut cfg =
+        ProxyConfig::new(AllowList::parse(&a.patterns).map_err(invalid("allow_network"))?);
+    for c in &a.addresses {
+        cfg.allow_addresses
+            .push(Cidr::parse(c).map_err(invalid("allow_address"))?);
+    }
+    let mut resolver = OverrideResolver::new(Arc::new(SystemResolver::new()));
+    for (name, addr) in &a.hosts {
+        resolver = resolver.map(name, *addr).map_err(invalid("map_host"))?;
+    }
+    cfg.resolver = Arc::new(resolver);
+    cfg.upstream = a
+        .upstream
+        .as_deref()
+        .map(Upstream::parse)
+        .transpose()
+        .map_err(invalid("upstream_proxy"))?;
+    Ok(Some(cfg))
+}

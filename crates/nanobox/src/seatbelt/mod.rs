@@ -6,7 +6,7 @@
 //! Linux). The macOS backend runs what [`argv`] returns; `explain()` shows what [`profile`]
 //! returns.
 //!
-//! The shape of a profile, and why each rule is there: `PROFILE.md` next to this file. In short:
+//! The shape of a profile, and why each rule is there: docs/platform-macos.md, "The profile". In short:
 //! `(deny default)`, then what programs need to start (fork, exec, the system libraries and
 //! frameworks read-only, a few devices, sysctls and one lookup service), the run's temporary
 //! directory and the policy's mounts, the filtering proxy's loopback port when the policy has an
@@ -14,10 +14,6 @@
 //! given to `sandbox-exec` as `-DNAME=path`), never as text inside it, so no path can change the
 //! profile's structure; the few literal strings (the run's tag, sysctl and service names) go
 //! through [`quote`].
-
-// Nothing on macOS calls the generator until the macOS backend lands; this line goes when it does
-// (the items' own attributes keep the other platforms' builds quiet).
-#![cfg_attr(target_os = "macos", allow(dead_code))]
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
