@@ -646,6 +646,8 @@ pub struct SandboxBuilder {
     allow_degraded_limits: bool,
     pools: BTreeMap<KernelPool, u64>,
     report_denials: bool,
+    /// `tmp_size` was asked for (not only a preset's value).
+    tmp_size_set: bool,
 }
 
 impl Default for SandboxBuilder {
@@ -667,6 +669,7 @@ impl Default for SandboxBuilder {
             allow_degraded_limits: false,
             pools: BTreeMap::new(),
             report_denials: false,
+            tmp_size_set: false,
         }
     }
 }
@@ -940,8 +943,17 @@ impl SandboxBuilder {
         self
     }
 
-    /// Size bound of the private `/tmp` tmpfs in bytes (default 256 MiB).
+    /// Size bound of the private `/tmp` tmpfs in bytes (default 256 MiB). Linux only: macOS and
+    /// Windows refuse it at `build()` (a run's directory there is on the host's disk).
     pub fn tmp_size(mut self, bytes: u64) -> Self {
+        self.tmp_size = bytes;
+        self.tmp_size_set = true;
+        self
+    }
+
+    /// A preset's `/tmp` size: applied on Linux, and no request elsewhere (where the presets
+    /// still build).
+    pub(crate) fn preset_tmp_size(mut self, bytes: u64) -> Self {
         self.tmp_size = bytes;
         self
     }
@@ -1167,6 +1179,38 @@ impl SandboxBuilder {
             env_map.insert("NODE_USE_ENV_PROXY".into(), "1".into());
         }
         let env = env_map.into_iter().collect();
+
+        // What only Linux's namespaces and filters provide is refused elsewhere, never ignored.
+        if platform != Platform::Linux {
+            let cannot = |option: &'static str, what: &str| {
+                Err(Error::InvalidOption {
+                    option,
+                    reason: format!(
+                        "{} has no {what}; leave it unset there",
+                        platform.display_name()
+                    ),
+                })
+            };
+            if self.hostname != DEFAULT_HOSTNAME {
+                return cannot("hostname", "host name of a run's own (no UTS namespace)");
+            }
+            if self.tmp_size_set {
+                return cannot(
+                    "tmp_size",
+                    "size-bounded private /tmp (the run's directory is on the host's disk; \
+                     file_size_limit bounds each file)",
+                );
+            }
+            if self.seccomp != SeccompPolicy::default() {
+                return cannot(
+                    "seccomp",
+                    "seccomp filter (the profile decides what is allowed)",
+                );
+            }
+            if !self.pools.is_empty() {
+                return cannot("kernel_pool_limit", "per-sandbox kernel pool bounds");
+            }
+        }
 
         if self.hostname.is_empty()
             || self.hostname.len() > 64

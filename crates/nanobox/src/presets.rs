@@ -122,7 +122,7 @@ impl Sandbox {
         Sandbox::builder()
             .mount_role(submission.as_ref(), Role::Submission, Permission::ReadOnly)
             .env_role(Role::Submission.var(), Role::Submission)
-            .tmp_size(judge::TMP)
+            .preset_tmp_size(judge::TMP)
             .no_network()
             .memory_limit(judge::MEMORY)
             .cpu_limit(judge::CPU)
@@ -166,7 +166,7 @@ impl Sandbox {
             .no_network()
             .memory_limit(data::MEMORY)
             .process_limit(data::PROCESSES)
-            .tmp_size(data::TMP)
+            .preset_tmp_size(data::TMP)
     }
 }
 

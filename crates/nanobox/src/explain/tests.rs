@@ -231,6 +231,50 @@ fn macos_refuses_the_root_and_writable_system_paths() {
 }
 
 #[test]
+fn what_only_linux_provides_is_refused_elsewhere_never_ignored() {
+    use crate::policy::{KernelPool, SeccompPolicy};
+    type Make = fn() -> SandboxBuilder;
+    let builders: [(&str, Make); 4] = [
+        ("hostname", || Sandbox::builder().hostname("judge")),
+        ("tmp_size", || Sandbox::builder().tmp_size(64 * MB)),
+        ("seccomp", || {
+            Sandbox::builder().seccomp(SeccompPolicy::default().deny(&["ptrace"]))
+        }),
+        ("kernel_pool_limit", || {
+            Sandbox::builder().kernel_pool_limit(KernelPool::InotifyWatches, 10)
+        }),
+    ];
+    for (option, make) in builders {
+        for platform in [Platform::MacOs, Platform::Windows] {
+            match make().lexical(platform, "true", NO_ARGS) {
+                Err(Error::InvalidOption { option: o, reason }) => {
+                    assert_eq!(o, option, "{reason}");
+                    assert!(reason.contains(platform.display_name()), "{reason}");
+                }
+                other => panic!("{option} on {platform:?}: {other:?}"),
+            }
+        }
+        assert!(
+            make().explain(Platform::Linux, "true", NO_ARGS).is_ok(),
+            "{option} on Linux"
+        );
+    }
+    // A preset's own /tmp size is no request: the judge and data presets build for macOS.
+    let dir = std::env::temp_dir();
+    assert!(Sandbox::code_judge(&dir)
+        .lexical(Platform::MacOs, "true", NO_ARGS)
+        .is_ok());
+    assert!(Sandbox::data_analysis(&dir, dir.join("out"))
+        .lexical(Platform::MacOs, "true", NO_ARGS)
+        .is_ok());
+    // Asked for on top of a preset, it is refused all the same.
+    assert!(Sandbox::code_judge(&dir)
+        .tmp_size(64 * MB)
+        .lexical(Platform::MacOs, "true", NO_ARGS)
+        .is_err());
+}
+
+#[test]
 fn explaining_a_foreign_platform_never_looks_at_the_host_path() {
     let missing = "/definitely/not/here/nanobox-explain";
     assert!(!Path::new(missing).exists());

@@ -248,9 +248,9 @@ pub(crate) fn before_exec(rlimits: &[Rlimit], fd_end: c_int) -> io::Result<()> {
 /// 16 times macOS's `OPEN_MAX` (10240): the most descriptors marked for an unlimited soft limit.
 const FD_CAP: libc::rlim_t = 16 * 10240;
 
-/// The size of this process's descriptor table: every open descriptor is below it (unless the
-/// limit was lowered after descriptors above it were opened: the larger of the soft limit and
-/// `getdtablesize` is taken, capped at [`FD_CAP`] for an unlimited soft limit).
+/// The size of this process's descriptor table: every open descriptor is below it (the larger of
+/// the soft limit and `getdtablesize`, capped at [`FD_CAP`] for an unlimited soft limit, and above
+/// every descriptor /dev/fd lists, for one opened before the limit was lowered or past the cap).
 pub(crate) fn fd_table_end() -> c_int {
     // SAFETY: getdtablesize cannot fail.
     let table = unsafe { libc::getdtablesize() };
@@ -264,7 +264,17 @@ pub(crate) fn fd_table_end() -> c_int {
     } else {
         0
     };
-    table.max(soft).max(3)
+    // The descriptors open now, as /dev/fd lists them: one above the cap (possible with an
+    // unlimited soft limit and a high kern.maxfilesperproc) is still reached. A descriptor
+    // opened by another thread after this is close-on-exec if the standard library opened it.
+    let open = std::fs::read_dir("/dev/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<c_int>().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    table.max(soft).max(open.saturating_add(1)).max(3)
 }
 
 /// The process's exit: `Ok(Some((status, rusage)))` once reaped, `Ok(None)` while it runs.
