@@ -363,6 +363,45 @@ mod systemd {
         }
     }
 
+    /// The buses that create scopes (and start units) are the caller's, never the program's: a
+    /// program in a limited run, told the bus addresses, reaches neither the user's bus nor the
+    /// system bus. Both sockets exist on the host, where this test first connects to them.
+    #[test]
+    #[ignore = "VM tier: a systemd host with a user manager for uid 65534"]
+    fn a_sandboxed_program_reaches_neither_the_user_bus_nor_the_system_bus() {
+        require("systemd");
+        let buses = ["/run/user/65534/bus", "/run/dbus/system_bus_socket"];
+        for bus in buses {
+            let host = std::os::unix::net::UnixStream::connect(bus);
+            assert!(host.is_ok(), "the host's {bus} does not answer: {host:?}");
+        }
+        let script = format!(
+            "import socket\nfor p in {buses:?}:\n  s = socket.socket(socket.AF_UNIX)\n  \
+             try:\n    s.connect(p); print('CONNECTED', p)\n  \
+             except OSError as e:\n    print('refused', p, e.errno)"
+        );
+        let o = nanobox(
+            Some(NOBODY),
+            &[
+                "run",
+                "--memory",
+                "64M",
+                "--env",
+                "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/65534/bus",
+                "--env",
+                "XDG_RUNTIME_DIR=/run/user/65534",
+                "--",
+                "python3",
+                "-c",
+                &script,
+            ],
+        );
+        let out = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{out} {}", text(&o.stderr));
+        assert!(!out.contains("CONNECTED"), "{out}");
+        assert_eq!(out.matches("refused").count(), 2, "{out}");
+    }
+
     #[test]
     #[ignore = "VM tier: a systemd host with a user manager for uid 65534"]
     fn a_memory_bomb_is_stopped_in_the_delegated_scope() {
