@@ -12,8 +12,8 @@ use crate::result::{Outcome, RunResult};
 fn unsupported() -> Error {
     Error::Unsupported {
         what: format!("sandboxing on {}", std::env::consts::OS),
-        fix: "nanobox currently isolates programs on Linux only; the macOS and Windows backends \
-              are planned"
+        fix: "nanobox isolates programs on Linux and macOS; the Windows backend \
+              is planned"
             .into(),
     }
 }
@@ -66,7 +66,7 @@ pub(crate) fn probe() -> Probe {
             detail: format!("nanobox has no backend for {} yet", std::env::consts::OS),
             required: true,
             used: false,
-            fix: Some("run nanobox on Linux; macOS and Windows backends are planned".into()),
+            fix: Some("run nanobox on Linux or macOS; the Windows backend is planned".into()),
         }],
     )
 }
