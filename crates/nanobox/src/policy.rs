@@ -1698,6 +1698,7 @@ mod tests {
         ));
     }
 
+    #[cfg(unix)]
     /// A fresh directory for one test, removed at the end by the caller.
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("nb-walk-{name}-{}", std::process::id()));
@@ -1707,6 +1708,7 @@ mod tests {
         d
     }
 
+    #[cfg(unix)]
     fn link_of(r: Result<PathBuf, WalkError>) -> (PathBuf, PathBuf) {
         match r {
             Err(WalkError::Link { link, target }) => (link, target),
@@ -1714,6 +1716,8 @@ mod tests {
         }
     }
 
+    // Symlinks are made with the Unix call.
+    #[cfg(unix)]
     #[test]
     fn the_walk_refuses_every_symlink_on_the_way() {
         use std::os::unix::fs::symlink;
@@ -1759,6 +1763,8 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    // Symlinks are made with the Unix call.
+    #[cfg(unix)]
     #[test]
     fn the_walk_replaces_only_root_owned_table_links() {
         use std::os::unix::fs::symlink;
@@ -1788,6 +1794,8 @@ mod tests {
         }
     }
 
+    // Symlinks are made with the Unix call.
+    #[cfg(unix)]
     fn creates_root_owned_files() -> bool {
         use std::os::unix::fs::MetadataExt;
         let probe = std::env::temp_dir().join(format!("nb-walk-uid-{}", std::process::id()));
@@ -1797,6 +1805,8 @@ mod tests {
         root
     }
 
+    // Symlinks are made with the Unix call.
+    #[cfg(unix)]
     #[test]
     fn a_symlinked_mount_source_is_refused_unless_followed_explicitly() {
         use std::os::unix::fs::symlink;

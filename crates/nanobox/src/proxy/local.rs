@@ -217,7 +217,10 @@ mod imp {
 /// Whether `addr` (canonical: an IPv4-mapped address as its IPv4 address) is one of `own` (the
 /// interfaces' addresses), the unspecified address (a connect to it reaches this host), or in a
 /// loopback block.
-#[cfg_attr(not(any(target_os = "macos", test)), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_os = "macos", all(test, target_os = "linux"))),
+    allow(dead_code)
+)]
 fn among(addr: IpAddr, own: &[IpAddr]) -> bool {
     addr.is_unspecified() || addr.is_loopback() || own.contains(&addr)
 }
