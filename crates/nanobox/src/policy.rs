@@ -1506,7 +1506,15 @@ fn resolve_mount_source(
 }
 
 /// An absolute sandbox path with `.` and duplicate slashes removed; `..` is refused.
+///
+/// A path that starts with `/` is a Linux or macOS path of the sandbox on any host (a policy for
+/// another platform is explained on any host); on Windows a path of the sandbox is also a drive
+/// path (`C:\\...`), the host path a mount is at.
 pub(crate) fn normalize_sandbox_path(p: &Path) -> Result<PathBuf> {
+    #[cfg(not(unix))]
+    if p.as_os_str().as_encoded_bytes().first() == Some(&b'/') {
+        return normalize_slash_path(p);
+    }
     if !p.is_absolute() {
         return Err(Error::RelativeSandboxPath {
             path: p.to_path_buf(),
@@ -1530,6 +1538,23 @@ pub(crate) fn normalize_sandbox_path(p: &Path) -> Result<PathBuf> {
                     reason: "it contains a '..' component".into(),
                 })
             }
+            // On Windows a path of the sandbox is a host path (a mount is at its own path):
+            // a drive, `C:\`. UNC shares and device paths are refused.
+            #[cfg(windows)]
+            Component::Prefix(x) => match x.kind() {
+                std::path::Prefix::Disk(d) | std::path::Prefix::VerbatimDisk(d) => {
+                    out = PathBuf::from(format!("{}:\\", char::from(d)));
+                }
+                _ => {
+                    return Err(Error::InvalidSandboxPath {
+                        path: p.to_path_buf(),
+                        reason: "it is a UNC share or a device path; nanobox isolates drive \
+                                 paths (C:\\...) only"
+                            .into(),
+                    })
+                }
+            },
+            #[cfg(not(windows))]
             Component::Prefix(_) => {
                 return Err(Error::InvalidSandboxPath {
                     path: p.to_path_buf(),
@@ -1539,6 +1564,37 @@ pub(crate) fn normalize_sandbox_path(p: &Path) -> Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+/// A `/`-path of the sandbox on a host whose paths are not (Windows): split at `/` only (a
+/// backslash is a character of a Linux or macOS name).
+#[cfg(not(unix))]
+fn normalize_slash_path(p: &Path) -> Result<PathBuf> {
+    let invalid = |reason: &str| Error::InvalidSandboxPath {
+        path: p.to_path_buf(),
+        reason: reason.into(),
+    };
+    let s = p
+        .to_str()
+        .ok_or_else(|| invalid("it is not valid Unicode"))?;
+    if s.contains('\0') {
+        return Err(invalid("it contains a NUL byte"));
+    }
+    let mut out = String::new();
+    for part in s.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(invalid("it contains a '..' component")),
+            name => {
+                out.push('/');
+                out.push_str(name);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(PathBuf::from(out))
 }
 
 #[cfg(test)]
@@ -1600,6 +1656,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        windows,
+        ignore = "the expectations are Linux and macOS sandbox paths, which a policy for Windows (the host platform here) does not have: a Windows mount is at its host path"
+    )]
     fn each_validation_error_names_its_path() {
         let dir = std::env::temp_dir();
         let e = SandboxBuilder::default()
@@ -1898,6 +1958,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        windows,
+        ignore = "the expectations are Linux and macOS sandbox paths, which a policy for Windows (the host platform here) does not have: a Windows mount is at its host path"
+    )]
     fn nested_mount_needs_existing_mountpoint_in_parent() {
         let base = std::env::temp_dir().join(format!("nb-policy-{}", std::process::id()));
         std::fs::create_dir_all(base.join("sub")).unwrap();

@@ -254,6 +254,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        windows,
+        ignore = "the expectations are Linux and macOS sandbox paths, which a policy for Windows (the host platform here) does not have: a Windows mount is at its host path"
+    )]
     fn presets_validate_to_their_documented_values() {
         let dir = std::env::temp_dir();
         let p = Sandbox::code_judge(&dir).validate().unwrap();

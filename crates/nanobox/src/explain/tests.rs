@@ -61,6 +61,10 @@ impl Lexical for SandboxBuilder {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn each_preset_explains_for_each_platform_in_that_platform_s_layout() {
     let d = Dir::new("presets");
     let (ws, sub, input, output) = (
@@ -162,6 +166,10 @@ fn each_preset_explains_for_each_platform_in_that_platform_s_layout() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn macos_refuses_a_mount_at_another_path_and_says_what_to_do() {
     let e = Sandbox::builder()
         .mount("/Users/me/data", "/data", Permission::ReadOnly)
@@ -231,6 +239,10 @@ fn macos_refuses_the_root_and_writable_system_paths() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn what_only_linux_provides_is_refused_elsewhere_never_ignored() {
     use crate::policy::{KernelPool, SeccompPolicy};
     type Make = fn() -> SandboxBuilder;
@@ -275,6 +287,10 @@ fn what_only_linux_provides_is_refused_elsewhere_never_ignored() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn explaining_a_foreign_platform_never_looks_at_the_host_path() {
     let missing = "/definitely/not/here/nanobox-explain";
     assert!(!Path::new(missing).exists());
@@ -300,6 +316,10 @@ fn explaining_a_foreign_platform_never_looks_at_the_host_path() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn the_macos_plan_is_the_generator_s_profile_and_argv() {
     let d = Dir::new("macos");
     let b = Sandbox::agent_executor(&d.0)
@@ -347,6 +367,10 @@ fn the_macos_plan_is_the_generator_s_profile_and_argv() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn the_linux_plan_names_mounts_namespaces_seccomp_and_limits() {
     let d = Dir::new("linux");
     let e = Sandbox::builder()
@@ -430,9 +454,10 @@ fn the_windows_plan_is_part_of_the_explanation() {
         "{text}"
     );
     assert!(
-        text.contains("no network isolation without AppContainer"),
+        text.contains("AppContainer:\n  an AppContainer profile per run"),
         "{text}"
     );
+    assert!(text.contains("JOBOBJECT_BASIC_UI_RESTRICTIONS"), "{text}");
 }
 
 #[test]
@@ -465,6 +490,10 @@ fn a_later_env_call_replaces_a_preset_s_directory_variable() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn lexical_resolution_follows_only_the_table_s_links() {
     let c = |p: &str, t| s(&lexical_canonical(Path::new(p), t));
     assert_eq!(c("/tmp/a/../b/./c", MACOS_SYSTEM_LINKS), "/private/tmp/b/c");

@@ -488,6 +488,10 @@ fn mounts_elsewhere_than_their_host_path_or_at_the_root_are_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn a_policy_built_with_real_directories_gives_a_profile() {
     // Under the build directory, not /tmp: on Linux /tmp is no link, so its canonical macOS form
     // (/private/tmp) would differ from the host path and the mount be refused.
@@ -622,6 +626,10 @@ fn canonical_follows_only_the_systems_own_links_lexically() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn argv_runs_sandbox_exec_with_the_profile_its_params_and_the_program_after_dashes() {
     let p = profile(&policy(Mounts::RoInRw, true, false), &run(true)).unwrap();
     let args: Vec<OsString> = ["-p", "x", "--", "-D", "A=b"].map(OsString::from).to_vec();
@@ -712,6 +720,10 @@ fn check_with_tinyscheme(p: &Profile, tag: &str) -> Result<(), String> {
 /// fails the test unless NANOBOX_SKIP_TINYSCHEME=1 says that this host is knowingly without it,
 /// so that a CI image that lost the package cannot turn the check into a silent pass.
 fn tinyscheme_available() -> bool {
+    if cfg!(not(unix)) {
+        eprintln!("TinyScheme is a Linux and macOS program: the SBPL structural check is skipped");
+        return false;
+    }
     if Path::new(TINYSCHEME).exists() {
         return true;
     }
@@ -969,6 +981,10 @@ fn the_log_predicate_selects_sandbox_messages_with_the_tag() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on a Windows host, Linux and macOS paths are resolved with the host's std::path and come out with backslashes: explaining a foreign platform from Windows is not done (docs/platform-windows.md)"
+)]
 fn the_expanded_text_shows_every_path_in_place_of_its_parameter() {
     let p = profile(&policy(Mounts::RoInRw, true, false), &run(true)).unwrap();
     let shown = p.expanded().unwrap();
