@@ -275,8 +275,12 @@ impl Explanation {
                 writeln!(t, "  {l}")?;
             }
             writeln!(t, "inherited handles: {}", w.handles.join(", "))?;
+            writeln!(t, "AppContainer:")?;
+            for l in &w.container {
+                writeln!(t, "  {l}")?;
+            }
             if !w.refused.is_empty() {
-                writeln!(t, "refused on Windows today:")?;
+                writeln!(t, "refused on Windows:")?;
                 for r in &w.refused {
                     writeln!(t, "  {r}")?;
                 }

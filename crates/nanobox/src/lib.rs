@@ -52,6 +52,7 @@ mod sandbox;
 mod seatbelt;
 mod units;
 mod watchdog;
+mod wincmd;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -63,9 +64,14 @@ mod macos;
 #[cfg(target_os = "macos")]
 use macos as backend;
 
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as backend;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 mod unsupported;
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 use unsupported as backend;
 
 pub use apparmor::AppArmorProfile;

@@ -208,7 +208,7 @@ pub struct Child {
     pub stdout: Option<ChildStdout>,
     /// The program's stderr, as it is produced.
     pub stderr: Option<ChildStderr>,
-    process: backend::Process,
+    pub(crate) process: backend::Process,
 }
 
 impl Child {

@@ -30,6 +30,8 @@ pub struct WindowsPlan {
     pub token: Vec<String>,
     /// The handles the program inherits (`PROC_THREAD_ATTRIBUTE_HANDLE_LIST`).
     pub handles: Vec<String>,
+    /// The AppContainer and the access entries the run's directories get.
+    pub container: Vec<String>,
     /// What a run of this policy would be refused for on Windows today, one reason each.
     pub refused: Vec<String>,
 }
@@ -94,12 +96,25 @@ pub(crate) fn plan(policy: &Policy, cpus: u32) -> WindowsPlan {
             ),
         });
     }
-    let token = vec![
-        "CreateRestrictedToken with DISABLE_MAX_PRIVILEGE: every privilege but \
-         SeChangeNotifyPrivilege removed"
+    job.push(JobLimit {
+        name: "JOBOBJECT_BASIC_UI_RESTRICTIONS".into(),
+        value: "DESKTOP | DISPLAYSETTINGS | EXITWINDOWS | GLOBALATOMS | HANDLES | \
+                READCLIPBOARD | SYSTEMPARAMETERS | WRITECLIPBOARD"
             .into(),
-        "deny-only SIDs: BUILTIN\\Administrators and each of the user's groups".into(),
-        "restricting SIDs: the user, Everyone, BUILTIN\\Users, and a logon SID of the run".into(),
+        note: "no other desktop, no display or system settings, no logoff, no global atoms, no \
+               window handles of other processes, no clipboard"
+            .into(),
+    });
+    let token = vec![
+        "CreateRestrictedToken from the caller's own token, with DISABLE_MAX_PRIVILEGE: every \
+         privilege but SeChangeNotifyPrivilege removed"
+            .into(),
+        "deny-only SIDs: BUILTIN\\Administrators and every group of the caller but Everyone, \
+         BUILTIN\\Users, Authenticated Users, INTERACTIVE and the logon SID"
+            .into(),
+        "restricting SIDs: the user, Everyone, BUILTIN\\Users, Authenticated Users and the logon \
+         SID (every access check passes a second time against these alone)"
+            .into(),
         "integrity level: Low (S-1-16-4096): no writes to objects of medium integrity".into(),
     ];
     let handles = vec![
@@ -107,23 +122,49 @@ pub(crate) fn plan(policy: &Policy, cpus: u32) -> WindowsPlan {
         "stdout".into(),
         "stderr".into(),
         "(PROC_THREAD_ATTRIBUTE_HANDLE_LIST: no other handle is inherited)".into(),
+        "(PROC_THREAD_ATTRIBUTE_JOB_LIST: in the job from its creation; else \
+         AssignProcessToJobObject before it is resumed)"
+            .into(),
     ];
-    let mut refused = Vec::new();
-    refused.push(match &policy.network {
-        Network::None => "no_network (the default): refused: no network isolation without \
-                          AppContainer (planned)"
+    let mut container = vec![
+        "an AppContainer profile per run (CreateAppContainerProfile), no capabilities \
+         (PROC_THREAD_ATTRIBUTE_SECURITY_CAPABILITIES): no network, loopback included"
             .to_string(),
-        Network::Allowlist(_) => "allow_network: refused: no network isolation without \
-                                  AppContainer (planned)"
-            .to_string(),
+        "an access entry for its SID on the run's directory: read-write".to_string(),
+    ];
+    for m in &policy.mounts {
+        container.push(format!(
+            "an access entry for its SID on {}: {}",
+            m.host_canonical.display(),
+            match m.permission {
+                crate::Permission::ReadOnly => "read and execute",
+                crate::Permission::ReadWrite => "read, write, execute and delete",
+            }
+        ));
+    }
+    container.push(if policy.allow_degraded_isolation {
+        "where no AppContainer can be made (Wine, Windows before 8): the low-integrity token \
+         alone, no network isolation (allow_degraded_isolation)"
+            .to_string()
+    } else {
+        "where no AppContainer can be made (Wine, Windows before 8): refused".to_string()
     });
-    if l.file_size.is_some() {
+    let mut refused = Vec::new();
+    if let Network::Allowlist(_) = &policy.network {
+        refused.push(
+            "allow_network: refused: an AppContainer has no network or all of it; it cannot be \
+             limited to the filtering proxy's port"
+                .to_string(),
+        );
+    }
+    if l.file_size.is_some() && !policy.allow_degraded_limits {
         refused.push("file_size_limit: refused: Windows has no per-file size limit".into());
     }
     WindowsPlan {
         job_limits: job,
         token,
         handles,
+        container,
         refused,
     }
 }
@@ -201,7 +242,7 @@ mod tests {
     #[test]
     fn unset_limits_add_no_field_and_the_rate_stays_in_range() {
         let p = plan(&policy(Sandbox::builder()), 8);
-        assert_eq!(p.job_limits.len(), 2, "{:?}", p.job_limits);
+        assert_eq!(p.job_limits.len(), 3, "{:?}", p.job_limits);
         assert_eq!(cpu_rate(0.01, 64), 2);
         assert_eq!(cpu_rate(0.0001, 64), 1);
         assert_eq!(cpu_rate(16.0, 4), 10_000);
@@ -223,11 +264,21 @@ mod tests {
         }
         assert_eq!(&p.handles[..3], ["stdin", "stdout", "stderr"]);
         assert!(p.handles[3].contains("PROC_THREAD_ATTRIBUTE_HANDLE_LIST"));
-        assert!(
-            p.refused[0].contains("refused: no network isolation without AppContainer (planned)")
-        );
         assert!(p.refused.iter().any(|r| r.starts_with("file_size_limit")));
+        assert!(
+            p.container[0].contains("no capabilities"),
+            "{:?}",
+            p.container
+        );
+        assert!(
+            p.container.last().unwrap().ends_with("refused"),
+            "{:?}",
+            p.container
+        );
         let p = plan(&policy(Sandbox::builder().allow_network(&["x.test"])), 2);
         assert!(p.refused[0].starts_with("allow_network: refused"));
+        // The default (no network) is the AppContainer's, not a refusal.
+        let p = plan(&policy(Sandbox::builder()), 2);
+        assert!(p.refused.is_empty(), "{:?}", p.refused);
     }
 }

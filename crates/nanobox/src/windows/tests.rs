@@ -1,0 +1,478 @@
+//! The Windows backend for real: run under Wine in CI (`.ci/run`) and on Windows. The program of
+//! most tests is this test binary itself, run as a child (`child_main`, selected by
+//! `NANOBOX_WIN_CHILD`), which reports what it sees between markers.
+//!
+//! What Wine accepts but does not enforce (memory, process and UI limits, token restrictions,
+//! integrity levels) is tested only where the test can tell real Windows from Wine
+//! ([`super::sys::wine_version`]); exit codes are not trusted alone under Wine: every test also
+//! asserts on output.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::sys;
+use crate::{Outcome, Permission, Sandbox, SandboxBuilder};
+
+const CHILD: &str = "NANOBOX_WIN_CHILD";
+
+/// This test binary, and its directory (mounted read-only so that an AppContainer may run it).
+fn me() -> (PathBuf, PathBuf) {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().to_path_buf();
+    (exe, dir)
+}
+
+/// A builder that runs this binary: its directory mounted read-only, and without an
+/// AppContainer where the host has none (Wine), as allow_degraded_isolation permits.
+fn builder() -> SandboxBuilder {
+    let (_, dir) = me();
+    let b = Sandbox::builder().mount(&dir, &dir, Permission::ReadOnly);
+    if super::appcontainer::AppContainer::unavailable().is_some() {
+        b.allow_degraded_isolation()
+    } else {
+        b
+    }
+}
+
+/// The arguments that make this binary run `child_main` (its mode is in `NANOBOX_WIN_CHILD`);
+/// what follows them is the child's own (libtest takes the words after `--` as filters, which
+/// match no other test with `--exact`).
+fn child_args() -> Vec<OsString> {
+    vec![
+        "windows::tests::child_main".into(),
+        "--exact".into(),
+        "--nocapture".into(),
+        "--test-threads=1".into(),
+        "--".into(),
+    ]
+}
+
+fn run_child(b: SandboxBuilder, mode: &str, extra: &[&str]) -> crate::RunResult {
+    let (exe, _) = me();
+    let sb = b.env(CHILD, mode).build().expect("build");
+    let mut args = child_args();
+    args.extend(extra.iter().map(OsString::from));
+    sb.command(&exe).args(&args).run().expect("run")
+}
+
+/// What the child printed between `<<name` and `name>>`.
+fn section(out: &str, name: &str) -> String {
+    let start = format!("<<{name}\n");
+    let end = format!("{name}>>");
+    let a = out
+        .find(&start)
+        .unwrap_or_else(|| panic!("no {name} section in {out:?}"))
+        + start.len();
+    let b = out[a..].find(&end).expect("section end") + a;
+    out[a..b].to_string()
+}
+
+/// The child's side: does what `NANOBOX_WIN_CHILD` says and exits (never returns when set).
+#[test]
+fn child_main() {
+    let Ok(mode) = std::env::var(CHILD) else {
+        return;
+    };
+    let (mode, arg) = mode.split_once(':').unwrap_or((mode.as_str(), ""));
+    let code = match mode {
+        "args" => {
+            // Everything after the libtest arguments: the test's own.
+            let args: Vec<String> = std::env::args().skip(1 + child_args().len()).collect();
+            println!("<<args");
+            for a in &args {
+                println!("{a:?}");
+            }
+            println!("args>>");
+            0
+        }
+        "env" => {
+            println!("<<env");
+            let mut v: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            v.sort();
+            for k in v {
+                println!("{k}");
+            }
+            println!("env>>");
+            0
+        }
+        "sleep" => {
+            println!("<<slept\nstart\nslept>>");
+            std::thread::sleep(Duration::from_millis(arg.parse().unwrap()));
+            println!("<<woke\nyes\nwoke>>");
+            0
+        }
+        "exit" => {
+            println!("<<exit\n{arg}\nexit>>");
+            arg.parse().unwrap()
+        }
+        "grandchild" => {
+            // Start a grandchild that writes a file after a while, print its pid, and exit.
+            let (exe, _) = me();
+            let c = std::process::Command::new(exe)
+                .args(child_args())
+                .env(CHILD, format!("write-later:{arg}"))
+                .spawn()
+                .unwrap();
+            // Exit only once the grandchild runs.
+            let started = format!("{arg}.started");
+            let t = Instant::now();
+            while !std::path::Path::new(&started).exists() && t.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            println!("<<grandchild\n{}\ngrandchild>>", c.id());
+            // Not waited for: the run ends with this process, and the grandchild with it.
+            std::mem::forget(c);
+            std::thread::sleep(Duration::from_millis(300));
+            0
+        }
+        "write-later" => {
+            std::fs::write(format!("{arg}.started"), "running").unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            std::fs::write(arg, "grandchild survived").unwrap();
+            0
+        }
+        "breakaway" => {
+            println!(
+                "<<breakaway\n{}\n{}\nbreakaway>>",
+                try_create(0),
+                try_create(windows_sys::Win32::System::Threading::CREATE_BREAKAWAY_FROM_JOB)
+            );
+            0
+        }
+        "handle" => {
+            // The control: its own stdout handle, which it did inherit, works.
+            // SAFETY: GetStdHandle only reads this process's parameters.
+            let out = unsafe {
+                windows_sys::Win32::System::Console::GetStdHandle(
+                    windows_sys::Win32::System::Console::STD_OUTPUT_HANDLE,
+                )
+            };
+            let control = try_handle(out as usize);
+            println!(
+                "\n<<handle\n{}\n{control}\nhandle>>",
+                try_handle(arg.parse().unwrap())
+            );
+            0
+        }
+        "in-job" => {
+            let mut r = 0;
+            // SAFETY: the pseudo-handle of this process and a null job (any job).
+            let ok = unsafe {
+                windows_sys::Win32::System::JobObjects::IsProcessInJob(
+                    windows_sys::Win32::System::Threading::GetCurrentProcess(),
+                    std::ptr::null_mut(),
+                    &mut r,
+                )
+            };
+            println!("<<in-job\n{}\nin-job>>", ok != 0 && r != 0);
+            0
+        }
+        "stdin" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).unwrap();
+            println!("<<stdin\n{s}\nstdin>>");
+            0
+        }
+        "spew" => {
+            use std::io::Write;
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut out = std::io::stdout().lock();
+            loop {
+                if out.write_all(&chunk).is_err() {
+                    break 0;
+                }
+            }
+        }
+        other => panic!("unknown child mode {other}"),
+    };
+    std::process::exit(code);
+}
+
+/// CreateProcess of `cmd /c exit 0` with `flags`: with CREATE_BREAKAWAY_FROM_JOB, the job must
+/// refuse it; without, it must work (the control).
+fn try_create(flags: u32) -> String {
+    use windows_sys::Win32::System::Threading::{
+        CreateProcessW, PROCESS_INFORMATION, STARTUPINFOW,
+    };
+    let app = sys::wide(
+        super::probe::windows_dir()
+            .unwrap()
+            .join("System32\\cmd.exe"),
+    );
+    let mut cmd = sys::wide("cmd.exe /c exit 0");
+    let si = STARTUPINFOW {
+        cb: std::mem::size_of::<STARTUPINFOW>() as u32,
+        ..Default::default()
+    };
+    let mut pi = PROCESS_INFORMATION::default();
+    // SAFETY: valid wide strings, a startup info and an out struct.
+    let ok = unsafe {
+        CreateProcessW(
+            app.as_ptr(),
+            cmd.as_mut_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            0,
+            flags,
+            std::ptr::null(),
+            std::ptr::null(),
+            &si,
+            &mut pi,
+        )
+    };
+    if ok != 0 {
+        // SAFETY: the two handles CreateProcessW returned, closed once.
+        unsafe {
+            windows_sys::Win32::Foundation::CloseHandle(pi.hProcess);
+            windows_sys::Win32::Foundation::CloseHandle(pi.hThread);
+        }
+        "allowed".into()
+    } else {
+        format!("denied {}", std::io::Error::last_os_error())
+    }
+}
+
+/// Write to a handle value the parent names: usable only if it was inherited.
+fn try_handle(value: usize) -> String {
+    let mut n = 0u32;
+    // SAFETY: WriteFile on an arbitrary handle value fails cleanly if it is not valid here.
+    let ok = unsafe {
+        windows_sys::Win32::Storage::FileSystem::WriteFile(
+            value as windows_sys::Win32::Foundation::HANDLE,
+            b"leak".as_ptr(),
+            4,
+            &mut n,
+            std::ptr::null_mut(),
+        )
+    };
+    if ok != 0 {
+        "usable".into()
+    } else {
+        format!("invalid {}", std::io::Error::last_os_error())
+    }
+}
+
+#[test]
+fn a_program_runs_and_its_output_and_exit_code_come_back() {
+    let r = run_child(builder(), "exit:7", &[]);
+    assert_eq!(section(&r.stdout, "exit").trim(), "7", "{r:?}");
+    assert_eq!(r.outcome, Outcome::Exited(7));
+    let sb = builder().build().unwrap();
+    let r = sb.run("cmd", &["/c", "echo hello"]).unwrap();
+    assert_eq!(r.stdout, "hello\r\n", "{r:?}");
+    assert!(r.outcome.success());
+}
+
+#[test]
+fn hostile_arguments_reach_the_program_exactly_as_given() {
+    let hostile = [
+        "",
+        "a b",
+        "\"",
+        "\\\"",
+        "a\\",
+        "a\\\\",
+        "\" && calc.exe",
+        "a\" \"b",
+        "tab\there",
+        "\\\\\\\"",
+        "ünï cødé",
+    ];
+    let r = run_child(builder(), "args", &hostile);
+    let got: Vec<String> = section(&r.stdout, "args")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let want: Vec<String> = hostile.iter().map(|a| format!("{a:?}")).collect();
+    assert_eq!(got, want, "{r:?}");
+}
+
+#[test]
+fn the_environment_is_the_sandbox_s_only() {
+    std::env::set_var("NANOBOX_CALLER_SECRET", "x");
+    let r = run_child(builder().env("MINE", "1"), "env", &[]);
+    let names = section(&r.stdout, "env");
+    let names: Vec<&str> = names.lines().collect();
+    assert!(names.contains(&"MINE"), "{names:?}");
+    assert!(!names.contains(&"NANOBOX_CALLER_SECRET"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.eq_ignore_ascii_case("SystemRoot")),
+        "{names:?}"
+    );
+    // Nothing of the caller's but the few system variables nanobox names.
+    for n in &names {
+        let allowed = [
+            "MINE",
+            "SystemRoot",
+            "windir",
+            "SystemDrive",
+            "ComSpec",
+            "PATHEXT",
+            "OS",
+            "PATH",
+            "TEMP",
+            "TMP",
+            "USERPROFILE",
+            "NUMBER_OF_PROCESSORS",
+            "PROCESSOR_ARCHITECTURE",
+            "HOME",
+            "LANG",
+            CHILD,
+        ];
+        // Wine adds a few of its own to every process (WINE*, and the like).
+        let wine_own =
+            sys::wine_version().is_some() && (n.starts_with("WINE") || n.starts_with('='));
+        assert!(
+            wine_own || allowed.iter().any(|a| a.eq_ignore_ascii_case(n)),
+            "unexpected variable {n} in {names:?}"
+        );
+    }
+}
+
+#[test]
+fn the_wall_clock_limit_ends_the_whole_job() {
+    let t = Instant::now();
+    let r = run_child(
+        builder().wall_time_limit(Duration::from_millis(700)),
+        "sleep:20000",
+        &[],
+    );
+    assert_eq!(r.outcome, Outcome::WallTimeLimit, "{r:?}");
+    assert!(r.stdout.contains("start"), "{r:?}");
+    assert!(!r.stdout.contains("<<woke"), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+}
+
+#[test]
+fn nothing_the_program_started_outlives_the_run() {
+    // A directory of its own, writable by the grandchild were it to survive.
+    let dir = std::env::temp_dir().join(format!("nanobox-grandchild-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let marker = dir.join("survived");
+    let r = run_child(
+        builder().mount(&dir, &dir, Permission::ReadWrite),
+        &format!("grandchild:{}", marker.display()),
+        &[],
+    );
+    let pid: u32 = section(&r.stdout, "grandchild").trim().parse().unwrap();
+    assert!(pid != 0, "{r:?}");
+    assert!(
+        dir.join("survived.started").exists(),
+        "the grandchild never ran: {r:?}"
+    );
+    // The grandchild would write 1.5 s after it started.
+    std::thread::sleep(Duration::from_millis(2500));
+    let survived = marker.exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        !survived,
+        "the grandchild survived the run and wrote {}",
+        marker.display()
+    );
+}
+
+#[test]
+fn the_program_cannot_break_away_from_the_job() {
+    let r = run_child(builder(), "breakaway", &[]);
+    let got = section(&r.stdout, "breakaway");
+    let got: Vec<&str> = got.lines().collect();
+    assert_eq!(got[0], "allowed", "the control: {got:?}");
+    assert!(got[1].starts_with("denied"), "{got:?}");
+    let r = run_child(builder(), "in-job", &[]);
+    assert_eq!(section(&r.stdout, "in-job").trim(), "true", "{r:?}");
+}
+
+#[test]
+fn a_handle_the_caller_made_inheritable_does_not_reach_the_program() {
+    use std::os::windows::io::AsRawHandle;
+    let path = std::env::temp_dir().join(format!("nanobox-leak-{}", std::process::id()));
+    let f = std::fs::File::create(&path).unwrap();
+    let h = f.as_raw_handle();
+    // SAFETY: a live handle of this process: made inheritable, as a careless caller might.
+    unsafe {
+        windows_sys::Win32::Foundation::SetHandleInformation(
+            h,
+            windows_sys::Win32::Foundation::HANDLE_FLAG_INHERIT,
+            windows_sys::Win32::Foundation::HANDLE_FLAG_INHERIT,
+        )
+    };
+    let r = run_child(builder(), &format!("handle:{}", h as usize), &[]);
+    let got = section(&r.stdout, "handle");
+    let got: Vec<&str> = got.lines().collect();
+    drop(f);
+    let written = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(got[0].starts_with("invalid"), "{got:?}");
+    assert_eq!(got[1], "usable", "the control: {got:?}");
+    assert!(
+        written.is_empty(),
+        "the program wrote through the caller's handle"
+    );
+}
+
+#[test]
+fn the_job_reports_new_and_ended_processes() {
+    let (exe, _) = me();
+    let sb = builder().env(CHILD, "exit:0").build().unwrap();
+    let mut child = sb.command(&exe).args(child_args()).spawn().unwrap();
+    child.wait().unwrap();
+    let seen = child.process.seen().expect("the waiter's messages");
+    assert!(seen.new_processes >= 1, "{seen:?}");
+    assert!(seen.exited_processes >= 1, "{seen:?}");
+}
+
+#[test]
+fn stdin_bytes_reach_the_program_and_output_is_capped() {
+    let (exe, _) = me();
+    let sb = builder().env(CHILD, "stdin").build().unwrap();
+    let r = sb
+        .command(&exe)
+        .args(child_args())
+        .stdin("line one\nline two")
+        .run()
+        .unwrap();
+    assert_eq!(section(&r.stdout, "stdin"), "line one\nline two\n", "{r:?}");
+    let r = run_child(builder().output_limit(100_000), "spew", &[]);
+    assert_eq!(r.outcome, Outcome::OutputLimit);
+    assert!(r.stdout_truncated);
+    assert_eq!(r.stdout_bytes.len(), 100_000);
+}
+
+#[test]
+fn kill_ends_the_run_as_sigkill() {
+    let (exe, _) = me();
+    let sb = builder().env(CHILD, "sleep:20000").build().unwrap();
+    let mut child = sb.command(&exe).args(child_args()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap(), Outcome::Signaled(9));
+}
+
+#[test]
+fn what_windows_cannot_do_is_refused_at_build() {
+    let e = builder().file_size_limit(1 << 20).build().unwrap_err();
+    assert!(e.to_string().contains("per-file size limit"), "{e}");
+    let e = Sandbox::builder()
+        .allow_network(&["example.com"])
+        .allow_degraded_isolation()
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("allowlist"), "{e}");
+    if let Some(why) = super::appcontainer::AppContainer::unavailable() {
+        // The default (no network) needs an AppContainer: refused without the opt-in.
+        let e = Sandbox::builder().build().unwrap_err();
+        assert!(e.to_string().contains("AppContainer"), "{e} ({why})");
+        // And the opt-in says what is lost in every result.
+        let sb = builder().build().unwrap();
+        let r = sb.run("cmd", &["/c", "echo x"]).unwrap();
+        assert!(
+            r.degraded
+                .iter()
+                .any(|d| d.contains("no network isolation")),
+            "{r:?}"
+        );
+    }
+}
