@@ -1,6 +1,7 @@
 //! Conversions of Python values into the library's types: durations, stdin, program arguments.
 
 use std::ffi::OsString;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,7 +70,14 @@ pub(crate) fn stdin(obj: Option<&Bound<'_, PyAny>>) -> PyResult<nanobox::Stdin> 
 /// One program name or argument: `str`, `bytes` or `os.PathLike`.
 pub(crate) fn os_string(obj: &Bound<'_, PyAny>) -> PyResult<OsString> {
     if let Ok(b) = obj.cast::<PyBytes>() {
+        // Bytes are the operating system's own encoding on Unix; Windows arguments are text,
+        // so there bytes must be UTF-8.
+        #[cfg(unix)]
         return Ok(OsString::from_vec(b.as_bytes().to_vec()));
+        #[cfg(not(unix))]
+        return std::str::from_utf8(b.as_bytes())
+            .map(OsString::from)
+            .map_err(|_| PyTypeError::new_err("a bytes argument must be UTF-8 on Windows"));
     }
     obj.extract::<PathBuf>()
         .map(PathBuf::into_os_string)

@@ -1,7 +1,9 @@
 //! The program's standard streams: what it reads (`--stdin`) and passing its output through live.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, IsTerminal, Read, Write};
+#[cfg(unix)]
+use std::io::IsTerminal;
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::thread;
 
