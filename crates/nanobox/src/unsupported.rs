@@ -1,5 +1,5 @@
-//! The backend for operating systems nanobox does not support yet: everything compiles, and
-//! `build()` refuses with [`Error::Unsupported`].
+//! The backend for the operating systems nanobox does not support (all but Linux, macOS and
+//! Windows): everything compiles, and `build()` refuses with [`Error::Unsupported`].
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -12,9 +12,7 @@ use crate::result::{Outcome, RunResult};
 fn unsupported() -> Error {
     Error::Unsupported {
         what: format!("sandboxing on {}", std::env::consts::OS),
-        fix: "nanobox isolates programs on Linux and macOS; the Windows backend \
-              is planned"
-            .into(),
+        fix: "nanobox isolates programs on Linux, macOS and Windows".into(),
     }
 }
 
@@ -66,7 +64,7 @@ pub(crate) fn probe() -> Probe {
             detail: format!("nanobox has no backend for {} yet", std::env::consts::OS),
             required: true,
             used: false,
-            fix: Some("run nanobox on Linux or macOS; the Windows backend is planned".into()),
+            fix: Some("run nanobox on Linux, macOS or Windows".into()),
         }],
     )
 }

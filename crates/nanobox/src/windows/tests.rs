@@ -133,6 +133,27 @@ fn child_main() {
             std::fs::write(arg, "grandchild survived").unwrap();
             0
         }
+        "hold" => {
+            // A caller of nanobox with a run going, until it is killed.
+            let (exe, _) = me();
+            let dir = std::path::Path::new(arg).parent().unwrap().to_path_buf();
+            let sb = builder()
+                .mount(&dir, &dir, Permission::ReadWrite)
+                .env(CHILD, format!("write-later:{arg}"))
+                .build()
+                .unwrap();
+            let run = sb.command(&exe).args(child_args()).spawn().unwrap();
+            let started = format!("{arg}.started");
+            let t = Instant::now();
+            while !std::path::Path::new(&started).exists() && t.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            println!("<<held\n{}\nheld>>", std::process::id());
+            std::mem::forget(run);
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        }
         "breakaway" => {
             println!(
                 "<<breakaway\n{}\n{}\nbreakaway>>",
@@ -475,4 +496,56 @@ fn what_windows_cannot_do_is_refused_at_build() {
             "{r:?}"
         );
     }
+}
+
+#[test]
+fn a_killed_caller_s_run_ends_and_its_records_are_cleaned() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("nanobox-killed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let marker = dir.join("survived");
+    let (exe, _) = me();
+    // The caller runs unsandboxed: it is the embedding application, killed mid-run.
+    let mut caller = std::process::Command::new(&exe)
+        .args(child_args())
+        .env(CHILD, format!("hold:{}", marker.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    for line in std::io::BufReader::new(caller.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line == "held>>" {
+            break;
+        }
+    }
+    let pid = section(&out, "held").trim().to_string();
+    let records: Vec<PathBuf> = std::fs::read_dir(super::record_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pid}-")))
+        })
+        .collect();
+    assert!(!records.is_empty(), "the running caller {pid} has a record");
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    let cleaned = Sandbox::clean_stale().unwrap();
+    for r in &records {
+        assert!(!r.exists(), "{} is left after clean_stale", r.display());
+    }
+    if super::appcontainer::AppContainer::unavailable().is_none() {
+        // The AppContainer's entries on the killed run's directory and mount were undone.
+        assert!(cleaned.contains(&dir), "{cleaned:?}");
+    }
+    // The run itself ended with its caller (the job closed when the caller's handle did).
+    std::thread::sleep(Duration::from_millis(2500));
+    let survived = marker.exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!survived, "the killed caller's run went on");
 }
