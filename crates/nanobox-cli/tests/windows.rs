@@ -95,9 +95,21 @@ fn a_program_past_the_wall_clock_limit_ends_with_124() {
 fn json_names_the_job_object_limits() {
     let mut a = vec!["run", "--json"];
     a.extend(isolation());
-    a.extend([
-        "--memory", "256M", "--pids", "16", "--", "cmd", "/c", "echo hi",
-    ]);
+    a.extend(["--memory", "256M", "--pids", "16"]);
+    if under_wine() {
+        // Wine takes the limits and enforces none: refused without the opt-in.
+        let mut refused = a.clone();
+        refused.extend(["--", "cmd", "/c", "echo hi"]);
+        let o = nanobox(&refused);
+        assert_eq!(o.status.code(), Some(125), "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("enforces none"),
+            "{}",
+            text(&o.stderr)
+        );
+        a.push("--allow-degraded-limits");
+    }
+    a.extend(["--", "cmd", "/c", "echo hi"]);
     let o = nanobox(&a);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
@@ -107,6 +119,9 @@ fn json_names_the_job_object_limits() {
     assert!(limits.contains("JobMemoryLimit"), "{limits}");
     assert!(limits.contains("ActiveProcessLimit"), "{limits}");
     assert_eq!(v["accounting"], "job object", "{v}");
+    if under_wine() {
+        assert!(v["degraded"].to_string().contains("not enforced"), "{v}");
+    }
 }
 
 #[test]

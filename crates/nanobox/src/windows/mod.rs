@@ -159,6 +159,43 @@ fn plan_limits(
             "none (degraded: Windows has no per-file size limit)",
         );
     }
+    // Wine takes these limits and enforces none of them (measured on Wine 8.0: a job's memory
+    // and process limits, its CPU time and the processes' own times are all unenforced or read
+    // zero): never a run that only looks bounded.
+    if let Some(v) = sys::wine_version() {
+        let asked: Vec<&str> = [
+            (l.memory.is_some(), "memory"),
+            (l.processes.is_some(), "processes"),
+            (l.cpu_time.is_some(), "cpu_time"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .collect();
+        if !asked.is_empty() {
+            if !policy.allow_degraded_limits {
+                return Err(Error::HostUnsupported {
+                    missing: "enforced Job Object limits",
+                    cause: format!(
+                        "Wine {v} accepts memory, process and CPU-time limits on a job and \
+                         enforces none of them (asked for: {})",
+                        asked.join(", ")
+                    ),
+                    fix: "run on Windows, or accept them unenforced with \
+                          allow_degraded_limits() (CLI --allow-degraded-limits)"
+                        .into(),
+                });
+            }
+            notes.push(format!(
+                "{} limit(s): not enforced (Wine {v} does not enforce Job Object limits; allowed \
+                 by allow_degraded_limits)",
+                asked.join(", ")
+            ));
+            for e in e.iter_mut().filter(|e| asked.contains(&e.limit)) {
+                e.mechanism = format!("none (degraded: Wine does not enforce {})", e.mechanism);
+            }
+        }
+    }
     Ok((s, e, notes))
 }
 

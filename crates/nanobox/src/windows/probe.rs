@@ -123,6 +123,17 @@ pub(crate) fn probe() -> Probe {
         ),
     ));
     checks.push(check(
+        "enforced job limits",
+        match sys::wine_version() {
+            None => Ok("memory, process and CPU-time limits of the job are the kernel's".into()),
+            Some(v) => Err(format!(
+                "Wine {v} accepts memory, process and CPU-time limits and enforces none"
+            )),
+        },
+        false,
+        Some("memory_limit, process_limit and cpu_time_limit are refused; run on Windows, or use allow_degraded_limits()"),
+    ));
+    checks.push(check(
         "CPU rate cap",
         cpu_rate_supported().map(|()| "JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP".into()),
         false,

@@ -154,6 +154,61 @@ fn child_main() {
             std::thread::sleep(Duration::from_secs(60));
             0
         }
+        "alloc" => {
+            // Commit and touch `arg` MiB; report how far it got.
+            let mib: usize = arg.parse().unwrap();
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            for i in 0..mib {
+                let mut v = Vec::new();
+                if v.try_reserve_exact(1 << 20).is_err() {
+                    println!("<<alloc\nrefused at {i}\nalloc>>");
+                    std::process::exit(3);
+                }
+                v.resize(1 << 20, 1u8);
+                held.push(v);
+            }
+            println!("<<alloc\nall {mib}\nalloc>>");
+            0
+        }
+        "spin" => {
+            let t = Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < Duration::from_millis(arg.parse().unwrap()) {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            println!("<<spin\n{}\nspin>>", x % 2);
+            0
+        }
+        "procs" => {
+            // Start `arg` children that sleep; report how many started.
+            let (exe, _) = me();
+            let mut n = 0;
+            let mut kids = Vec::new();
+            for _ in 0..arg.parse::<u32>().unwrap() {
+                match std::process::Command::new(&exe)
+                    .args(child_args())
+                    .env(CHILD, "sleep:3000")
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                {
+                    Ok(c) => {
+                        n += 1;
+                        kids.push(c);
+                    }
+                    Err(_) => break,
+                }
+            }
+            println!("<<procs\n{n}\nprocs>>");
+            for mut k in kids {
+                let _ = k.kill();
+                let _ = k.wait();
+            }
+            0
+        }
+        "token" => {
+            println!("<<token\n{}\ntoken>>", own_token());
+            0
+        }
         "breakaway" => {
             println!(
                 "<<breakaway\n{}\n{}\nbreakaway>>",
@@ -209,6 +264,51 @@ fn child_main() {
         other => panic!("unknown child mode {other}"),
     };
     std::process::exit(code);
+}
+
+/// This process's integrity level (the last subauthority of its label) and privilege count.
+fn own_token() -> String {
+    use windows_sys::Win32::Security::{
+        GetSidSubAuthority, GetSidSubAuthorityCount, GetTokenInformation, TokenIntegrityLevel,
+        TokenPrivileges, TOKEN_MANDATORY_LABEL, TOKEN_PRIVILEGES, TOKEN_QUERY,
+    };
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+    let mut t = std::ptr::null_mut();
+    // SAFETY: the pseudo-handle of this process; the token handle lands in `t` (not closed:
+    // the process exits next).
+    unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut t) };
+    let mut buf = vec![0u64; 512];
+    let mut n = 0u32;
+    // SAFETY: a 4 KiB buffer for the label.
+    let ok = unsafe {
+        GetTokenInformation(
+            t,
+            TokenIntegrityLevel,
+            buf.as_mut_ptr().cast(),
+            4096,
+            &mut n,
+        )
+    };
+    let level = if ok == 0 {
+        "unknown".to_string()
+    } else {
+        // SAFETY: the call filled a TOKEN_MANDATORY_LABEL whose SID is in the buffer.
+        unsafe {
+            let sid = (*(buf.as_ptr() as *const TOKEN_MANDATORY_LABEL)).Label.Sid;
+            let count = *GetSidSubAuthorityCount(sid);
+            format!("{:#x}", *GetSidSubAuthority(sid, u32::from(count) - 1))
+        }
+    };
+    // SAFETY: as above, for the privileges.
+    let ok =
+        unsafe { GetTokenInformation(t, TokenPrivileges, buf.as_mut_ptr().cast(), 4096, &mut n) };
+    let privileges = if ok == 0 {
+        u32::MAX
+    } else {
+        // SAFETY: the call filled a TOKEN_PRIVILEGES.
+        unsafe { (*(buf.as_ptr() as *const TOKEN_PRIVILEGES)).PrivilegeCount }
+    };
+    format!("{level}\n{privileges}")
 }
 
 /// CreateProcess of `cmd /c exit 0` with `flags`: with CREATE_BREAKAWAY_FROM_JOB, the job must
@@ -548,4 +648,119 @@ fn a_killed_caller_s_run_ends_and_its_records_are_cleaned() {
     let survived = marker.exists();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!survived, "the killed caller's run went on");
+}
+
+// What Wine accepts and does not enforce: each test asserts the real limit on Windows, and
+// under Wine asserts what Wine was measured to do (so a Wine that starts enforcing is noticed).
+
+#[test]
+fn the_memory_limit_refuses_commits_past_it() {
+    if sys::wine_version().is_some() {
+        // Measured on Wine 8.0: JobMemoryLimit is accepted and not enforced, so the limit is
+        // refused there, and with the opt-in the allocation goes through, said in `degraded`.
+        let e = builder().memory_limit(64 << 20).build().unwrap_err();
+        assert!(e.to_string().contains("enforces none"), "{e}");
+        let r = run_child(
+            builder().memory_limit(64 << 20).allow_degraded_limits(),
+            "alloc:512",
+            &[],
+        );
+        assert_eq!(section(&r.stdout, "alloc").trim(), "all 512", "{r:?}");
+        assert!(r.degraded.iter().any(|d| d.contains("memory")), "{r:?}");
+        return;
+    }
+    let r = run_child(builder().memory_limit(64 << 20), "alloc:512", &[]);
+    let got = section(&r.stdout, "alloc");
+    assert!(got.starts_with("refused at"), "{got}");
+    assert_eq!(r.outcome, Outcome::MemoryLimit, "{r:?}");
+}
+
+#[test]
+fn the_process_limit_bounds_the_job() {
+    if sys::wine_version().is_some() {
+        // Measured on Wine 8.0: ActiveProcessLimit is accepted and not enforced.
+        assert!(builder().process_limit(3).build().is_err());
+        let r = run_child(
+            builder().process_limit(3).allow_degraded_limits(),
+            "procs:8",
+            &[],
+        );
+        let n: u32 = section(&r.stdout, "procs").trim().parse().unwrap();
+        assert_eq!(n, 8, "{r:?}");
+        return;
+    }
+    let r = run_child(builder().process_limit(3), "procs:8", &[]);
+    let n: u32 = section(&r.stdout, "procs").trim().parse().unwrap();
+    // The program itself is one of the three.
+    assert_eq!(n, 2, "{r:?}");
+}
+
+#[test]
+fn the_program_s_token_is_low_integrity_without_privileges() {
+    let r = run_child(builder(), "token", &[]);
+    let got = section(&r.stdout, "token");
+    let got: Vec<&str> = got.lines().collect();
+    if sys::wine_version().is_some() {
+        // Measured on Wine 8.0: the restricted token and its label are accepted; the program
+        // runs with the caller's (high) integrity level, 0x3000.
+        assert_eq!(got[0], "0x3000", "{got:?}");
+        return;
+    }
+    assert_eq!(got[0], "0x1000", "Low integrity: {got:?}");
+    // DISABLE_MAX_PRIVILEGE leaves SeChangeNotifyPrivilege alone.
+    assert_eq!(got[1], "1", "{got:?}");
+}
+
+#[test]
+fn the_cpu_time_limit_ends_a_busy_program() {
+    let limited = || {
+        builder()
+            .cpu_time_limit(Duration::from_millis(500))
+            .wall_time_limit(Duration::from_secs(20))
+    };
+    if sys::wine_version().is_some() {
+        // Measured on Wine 8.0: the job accounts no CPU time, PerJobUserTimeLimit is not
+        // enforced, and GetProcessTimes reads a fraction of the truth (130 ms for this 2 s
+        // spin): the spin runs to its end.
+        assert!(limited().build().is_err());
+        let r = run_child(limited().allow_degraded_limits(), "spin:2000", &[]);
+        assert_eq!(r.outcome, Outcome::Exited(0), "{r:?}");
+        assert!(r.cpu_time < Duration::from_secs(1), "{r:?}");
+        return;
+    }
+    let r = run_child(limited(), "spin:10000", &[]);
+    assert_eq!(r.outcome, Outcome::CpuTimeLimit, "{r:?}");
+    assert!(r.cpu_time >= Duration::from_millis(400), "{r:?}");
+}
+
+#[test]
+fn a_cpu_rate_cap_is_set_or_refused_never_ignored() {
+    match super::probe::cpu_rate_supported() {
+        Ok(()) => {
+            let sb = builder().cpu_limit(0.5).build().unwrap();
+            let r = sb.run("cmd", &["/c", "echo capped"]).unwrap();
+            assert_eq!(r.stdout, "capped\r\n");
+            assert!(r
+                .limits
+                .iter()
+                .any(|l| l.limit == "cpu" && l.mechanism.contains("hard cap")));
+        }
+        Err(why) => {
+            // Measured on Wine 8.0: SetInformationJobObject refuses the rate (error 87).
+            let e = builder().cpu_limit(0.5).build().unwrap_err();
+            assert!(e.to_string().contains("CPU rate cap"), "{e} ({why})");
+            let sb = builder()
+                .cpu_limit(0.5)
+                .allow_degraded_limits()
+                .build()
+                .unwrap();
+            let r = sb.run("cmd", &["/c", "echo uncapped"]).unwrap();
+            assert!(
+                r.degraded
+                    .iter()
+                    .any(|d| d.contains("cpu limit: not enforced")),
+                "{r:?}"
+            );
+        }
+    }
 }
