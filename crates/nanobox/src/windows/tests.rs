@@ -764,3 +764,31 @@ fn a_cpu_rate_cap_is_set_or_refused_never_ignored() {
         }
     }
 }
+
+#[test]
+fn a_batch_file_s_arguments_cannot_run_commands() {
+    let dir = std::env::temp_dir().join(format!("nanobox-bat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let script = dir.join("show.bat");
+    // %1 as cmd.exe passed it, quotes included: what the command line made of the argument.
+    std::fs::write(&script, "@echo off\r\necho [%1]\r\n").unwrap();
+    let sb = builder()
+        .mount(&dir, &dir, Permission::ReadOnly)
+        .build()
+        .unwrap();
+    let script_s = script.display().to_string();
+    let r = sb
+        .run(&script_s, &["x&echo INJECTED", "(a|b)^<c>"])
+        .unwrap();
+    let refused = sb.run(&script_s, &["%PATH%"]).unwrap_err().to_string();
+    let quote = sb
+        .run(&script_s, &["\"&echo INJECTED"])
+        .unwrap_err()
+        .to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.stdout, "[\"x&echo INJECTED\"]\r\n", "{r:?}");
+    assert!(!r.stdout.lines().any(|l| l == "INJECTED"), "{r:?}");
+    assert!(refused.contains("argument 0"), "{refused}");
+    assert!(quote.contains("argument 0"), "{quote}");
+}
