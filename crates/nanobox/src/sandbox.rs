@@ -63,9 +63,11 @@ impl Sandbox {
         self.inner.prepared.degraded_notes()
     }
 
-    /// Remove the cgroups of runs whose owner process is gone (a caller killed with SIGKILL
-    /// cannot clean up; runs also sweep now and then). Returns the directories removed. Live runs,
-    /// of this process or another, are left alone.
+    /// Remove what runs whose owner process is gone left behind (a caller killed with SIGKILL
+    /// cannot clean up): on Linux their cgroups (runs also sweep now and then), on Windows the
+    /// access entries and labels they added and their AppContainer profiles. Returns the
+    /// directories removed (Linux) or restored (Windows). Live runs, of this process or another,
+    /// are left alone.
     pub fn clean_stale() -> Result<Vec<std::path::PathBuf>> {
         backend::clean_stale()
     }

@@ -384,6 +384,13 @@ fn a_program_runs_and_its_output_and_exit_code_come_back() {
     let r = sb.run("cmd", &["/c", "echo hello"]).unwrap();
     assert_eq!(r.stdout, "hello\r\n", "{r:?}");
     assert!(r.outcome.success());
+    assert_eq!(r.accounting, "job object");
+    if sys::wine_version().is_some() {
+        // Measured on Wine 8.0: QueryInformationJobObject reads back zeros.
+        assert_eq!(r.peak_memory, 0, "{r:?}");
+    } else {
+        assert!(r.peak_memory > 0, "{r:?}");
+    }
 }
 
 #[test]
