@@ -189,13 +189,23 @@ fn alive(pid: u32, created_at: u64) -> bool {
         let e = std::io::Error::last_os_error();
         return e.raw_os_error() != Some(ERROR_INVALID_PARAMETER as i32);
     }
-    let same = created(h) == Some(created_at);
+    let started = created(h);
     let mut code = 0u32;
     // SAFETY: a live handle; the code lands in `code`.
-    let running = unsafe { GetExitCodeProcess(h, &mut code) } != 0 && code == STILL_ACTIVE as u32;
+    let exit = (unsafe { GetExitCodeProcess(h, &mut code) } != 0).then_some(code);
     // SAFETY: the handle OpenProcess returned, closed once.
     unsafe { CloseHandle(h) };
-    same && running
+    judged_alive(created_at, started, exit)
+}
+
+/// The verdict of [`alive`] from what could be read of the process that now has the owner's
+/// pid: its creation time and exit code, each None when it could not be read. Only a process
+/// that surely is another one (another creation time) or surely has ended is dead.
+fn judged_alive(owner_created: u64, started: Option<u64>, exit: Option<u32>) -> bool {
+    if started.is_some_and(|t| t != owner_created) {
+        return false;
+    }
+    exit.is_none_or(|code| code == STILL_ACTIVE as u32)
 }
 
 fn path_w(p: &Path) -> Vec<u16> {
@@ -419,15 +429,35 @@ impl Grants {
     pub(crate) fn new(record_dir: &Path) -> Result<Grants> {
         std::fs::create_dir_all(record_dir)
             .map_err(|e| Error::io(format!("creating {}", record_dir.display()), e))?;
-        let n = RECORDS.fetch_add(1, Ordering::Relaxed);
-        let path = record_dir.join(format!("{}-{n}.grants", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("creating the record {}", path.display()), e))?;
+        // Without its own creation time, a record could not tell this process from a later one
+        // with its pid, and another caller's clean_stale would undo this run's entries.
         // SAFETY: the pseudo-handle of this process.
-        let created = created(unsafe { GetCurrentProcess() }).unwrap_or(0);
+        let created = created(unsafe { GetCurrentProcess() }).ok_or_else(|| {
+            Error::io(
+                "reading this process's creation time for the access record",
+                std::io::Error::last_os_error(),
+            )
+        })?;
+        // A dead owner with this pid may have left records under the next names: those are
+        // clean_stale's to undo, never overwritten; the next free name is taken.
+        let (path, file) = loop {
+            let n = RECORDS.fetch_add(1, Ordering::Relaxed);
+            let path = record_dir.join(format!("{}-{n}.grants", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => break (path, file),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("creating the record {}", path.display()),
+                        e,
+                    ))
+                }
+            }
+        };
         let mut g = Grants {
             file: Some(file),
             path,
@@ -546,7 +576,11 @@ pub(crate) fn clean_stale(record_dir: &Path) -> Result<(Vec<PathBuf>, Vec<String
                 Entry::Profile(n) => profiles.push(n.clone()),
                 Entry::Grant { path, .. } | Entry::Label { path, .. } => {
                     if undo(e).is_ok() {
-                        paths.push(path.clone());
+                        // What was restored: a path that is gone had nothing to restore, and
+                        // a path with both a grant and a label is named once.
+                        if path.exists() && !paths.contains(path) {
+                            paths.push(path.clone());
+                        }
                     } else {
                         ok = false;
                     }
@@ -665,6 +699,58 @@ mod tests {
             0
         );
         assert_ne!(Access::ReadWrite.mask() & DELETE, 0);
+    }
+
+    #[test]
+    fn only_a_process_that_is_surely_another_or_ended_is_dead() {
+        let active = STILL_ACTIVE as u32;
+        assert!(judged_alive(7, Some(7), Some(active)));
+        assert!(
+            !judged_alive(7, Some(8), Some(active)),
+            "another process with the pid"
+        );
+        assert!(!judged_alive(7, Some(7), Some(0)), "ended");
+        assert!(
+            judged_alive(7, None, Some(active)),
+            "creation time unreadable: alive"
+        );
+        assert!(
+            judged_alive(7, Some(7), None),
+            "exit code unreadable: alive"
+        );
+        assert!(judged_alive(7, None, None));
+        assert!(
+            !judged_alive(7, Some(8), None),
+            "another process, whatever its state"
+        );
+    }
+
+    #[test]
+    fn a_record_left_under_the_next_name_is_kept_and_skipped() {
+        let d = scratch("taken");
+        let records = d.join("records");
+        std::fs::create_dir(&records).unwrap();
+        // A dead owner with this pid left records under the names the next runs would take
+        // (other tests may take some of them first: every one is taken here).
+        let next = RECORDS.load(Ordering::Relaxed);
+        let left = "owner\t4294967295\t1\n";
+        let taken: Vec<_> = (next..next + 64)
+            .map(|n| records.join(format!("{}-{n}.grants", std::process::id())))
+            .collect();
+        for p in &taken {
+            std::fs::write(p, left).unwrap();
+        }
+        let g = Grants::new(&records).unwrap();
+        assert!(
+            !taken.contains(&g.path),
+            "{} was overwritten",
+            g.path.display()
+        );
+        for p in &taken {
+            assert_eq!(std::fs::read_to_string(p).unwrap(), left, "{}", p.display());
+        }
+        g.release().unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
