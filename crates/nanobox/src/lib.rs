@@ -90,7 +90,7 @@ pub use presets::Verdict;
 pub use probe::{Check, CheckStatus, Probe};
 pub use proxy::{NetworkEvent, NetworkLog};
 pub use result::{Denial, Enforcement, Outcome, RunResult};
-pub use sandbox::{Child, ChildStderr, ChildStdout, Command, Sandbox};
+pub use sandbox::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Sandbox};
 pub use units::{parse_duration, parse_env_file, parse_size};
 
 /// One kibibyte (1024 bytes).

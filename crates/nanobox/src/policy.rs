@@ -55,6 +55,10 @@ pub enum Stdin {
     /// then drive the caller's terminal with ioctls).
     #[cfg(unix)]
     Fd(Arc<std::os::fd::OwnedFd>),
+    /// A pipe the caller writes to through [`crate::Child::stdin`], as `Stdio::piped()`: the
+    /// program reads what is written and end-of-file once the caller closes (drops) its end.
+    /// [`crate::Command::run`] closes it at once, so the program reads end-of-file.
+    Piped,
 }
 
 impl Stdin {
@@ -586,6 +590,106 @@ pub(crate) struct Policy {
     /// List the operations the platform's sandbox denied in each result (macOS).
     #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
     pub report_denials: bool,
+}
+
+fn check_env_name(k: &str) -> Result<()> {
+    if k.is_empty() || k.contains('=') || k.contains('\0') {
+        return Err(Error::InvalidOption {
+            option: "env",
+            reason: format!("variable name {k:?} is empty or contains '=' or NUL"),
+        });
+    }
+    Ok(())
+}
+
+fn check_env_value(k: &str, v: &str) -> Result<()> {
+    if v.contains('\0') {
+        return Err(Error::InvalidOption {
+            option: "env",
+            reason: format!("the value of {k} contains a NUL byte"),
+        });
+    }
+    Ok(())
+}
+
+/// What one run changes of its sandbox's policy ([`crate::Command`]'s options). Only what
+/// cannot weaken the sandbox can be changed per run: the wall-clock limit, the environment, the
+/// working directory, stdin and the output cap. Mounts, network, resource limits, the syscall
+/// filter and every opt-in stay the sandbox's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallOptions {
+    pub timeout: Option<Duration>,
+    pub env_clear: bool,
+    /// In order: a value sets the variable, None removes it.
+    pub env: Vec<(String, Option<String>)>,
+    pub current_dir: Option<PathBuf>,
+    pub output_limit: Option<u64>,
+}
+
+impl CallOptions {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.timeout.is_none()
+            && !self.env_clear
+            && self.env.is_empty()
+            && self.current_dir.is_none()
+            && self.output_limit.is_none()
+    }
+}
+
+impl Policy {
+    /// This policy with one run's changes, validated as the builder validates its own options.
+    pub(crate) fn for_call(&self, call: &CallOptions) -> Result<Policy> {
+        let mut p = self.clone();
+        if let Some(t) = call.timeout {
+            if t.is_zero() {
+                return Err(Error::InvalidOption {
+                    option: "timeout",
+                    reason: "must be longer than zero".into(),
+                });
+            }
+            p.wall_time_limit = Some(t);
+        }
+        if let Some(n) = call.output_limit {
+            if n == 0 {
+                return Err(Error::InvalidOption {
+                    option: "output_limit",
+                    reason: "must be at least 1 byte".into(),
+                });
+            }
+            p.output_limit = n;
+        }
+        let mut env: Vec<(String, String)> = if call.env_clear {
+            Vec::new()
+        } else {
+            std::mem::take(&mut p.env)
+        };
+        let set = |env: &mut Vec<(String, String)>, k: &str, v: Option<&str>| {
+            let at = env.iter().position(|(name, _)| name == k);
+            match (at, v) {
+                (Some(i), Some(v)) => env[i].1 = v.to_string(),
+                (None, Some(v)) => env.push((k.to_string(), v.to_string())),
+                (Some(i), None) => {
+                    env.remove(i);
+                }
+                (None, None) => {}
+            }
+        };
+        if let Some(d) = &call.current_dir {
+            let d = normalize_sandbox_path(d)?;
+            set(&mut env, "PWD", Some(&d.to_string_lossy()));
+            p.working_dir = d;
+            p.working_dir_explicit = true;
+        }
+        for (k, v) in &call.env {
+            check_env_name(k)?;
+            if let Some(v) = v {
+                check_env_value(k, v)?;
+            }
+            set(&mut env, k, v.as_deref());
+        }
+        p.env = env;
+        Ok(p)
+    }
 }
 
 /// The resource limits a policy asks for (none by default).
@@ -1122,18 +1226,8 @@ impl SandboxBuilder {
             env_map.insert(k.clone(), path.to_string_lossy().into_owned());
         }
         for (k, v) in self.env {
-            if k.is_empty() || k.contains('=') || k.contains('\0') {
-                return Err(Error::InvalidOption {
-                    option: "env",
-                    reason: format!("variable name {k:?} is empty or contains '=' or NUL"),
-                });
-            }
-            if v.contains('\0') {
-                return Err(Error::InvalidOption {
-                    option: "env",
-                    reason: format!("the value of {k} contains a NUL byte"),
-                });
-            }
+            check_env_name(&k)?;
+            check_env_value(&k, &v)?;
             env_map.insert(k, v);
         }
         env_map.insert("PWD".into(), working_dir.to_string_lossy().into_owned());

@@ -1,12 +1,14 @@
 //! The sandbox handle, the per-run command and the running child: the `std::process` shape.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::backend;
 use crate::error::Result;
-use crate::policy::{Policy, SandboxBuilder, Stdin};
+use crate::policy::{CallOptions, Policy, SandboxBuilder, Stdin};
 use crate::probe::Probe;
 use crate::result::{Outcome, RunResult};
 
@@ -109,16 +111,52 @@ impl Sandbox {
         self.command(program).args(args).spawn()
     }
 
-    /// A command to run in this sandbox, for per-run arguments and stdin.
+    /// A command to run in this sandbox, for per-run arguments and options (timeout,
+    /// environment, working directory, stdin, output cap).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command<'_> {
         Command {
             sandbox: self,
             program: program.as_ref().to_os_string(),
             args: Vec::new(),
             stdin: None,
+            call: CallOptions::default(),
         }
     }
+
+    /// Run a shell command line, `/bin/sh -c CMD`, to completion: pipes, redirections and `&&`
+    /// as in a terminal, in the same sandbox and with the same [`RunResult`] as [`Sandbox::run`].
+    ///
+    /// ```
+    /// use nanobox::Sandbox;
+    /// # fn main() -> nanobox::Result<()> {
+    /// let sandbox = Sandbox::builder().build()?;
+    /// let r = sandbox.shell("printf 'a\\nb\\n' | wc -l")?;
+    /// assert_eq!(r.stdout.trim(), "2");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Only the shell parses `cmd`; nanobox passes it as one argument. On Windows there is no
+    /// `/bin/sh`: this returns [`crate::Error::Unsupported`] there (run `cmd.exe` or
+    /// `powershell.exe` with [`Sandbox::command`] instead).
+    pub fn shell(&self, cmd: &str) -> Result<RunResult> {
+        self.shell_command(cmd)?.run()
+    }
+
+    /// A [`Command`] for `/bin/sh -c CMD`, for per-run options (`sandbox.shell_command("make
+    /// test")?.timeout(..).run()`).
+    pub fn shell_command(&self, cmd: &str) -> Result<Command<'_>> {
+        if cfg!(windows) {
+            return Err(crate::Error::Unsupported {
+                what: "a shell command line on Windows (there is no /bin/sh)".into(),
+                fix: "run cmd.exe or powershell.exe with Sandbox::command".into(),
+            });
+        }
+        Ok(self.command(SHELL).args(["-c", cmd]))
+    }
 }
+
+/// The shell [`Sandbox::shell`] runs.
+pub(crate) const SHELL: &str = "/bin/sh";
 
 /// One run of a program in a [`Sandbox`], shaped like `std::process::Command`.
 ///
@@ -141,6 +179,7 @@ pub struct Command<'a> {
     program: OsString,
     args: Vec<OsString>,
     stdin: Option<Stdin>,
+    call: CallOptions,
 }
 
 impl Command<'_> {
@@ -155,24 +194,94 @@ impl Command<'_> {
             .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
         self
     }
-    /// Stdin for this run only, instead of the sandbox's.
+    /// Stdin for this run only, instead of the sandbox's: bytes, a host file
+    /// ([`Stdin::file`]), or [`Stdin::Piped`] (as [`Command::stdin_piped`]).
     pub fn stdin(mut self, stdin: impl Into<Stdin>) -> Self {
         self.stdin = Some(stdin.into());
+        self
+    }
+
+    /// Give the program a pipe for stdin, written through [`Child::stdin`] (`Stdio::piped()`):
+    /// for a REPL, prompts, or a stream. Closing (dropping) the [`ChildStdin`] gives the program
+    /// end-of-file; [`Child::wait`] and [`Child::wait_with_output`] close it first, as
+    /// `std::process` does, and [`Command::run`] at once.
+    pub fn stdin_piped(self) -> Self {
+        self.stdin(Stdin::Piped)
+    }
+
+    /// End this run after `limit` of wall-clock time ([`crate::Outcome::WallTimeLimit`]),
+    /// instead of the sandbox's [`crate::SandboxBuilder::wall_time_limit`]: tighter or looser.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.call.timeout = Some(limit);
+        self
+    }
+
+    /// Set an environment variable for this run, over the sandbox's environment.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.call.env.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Set several environment variables for this run.
+    pub fn envs<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        for (k, v) in vars {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    /// Remove a variable of the sandbox's environment for this run.
+    pub fn env_remove(mut self, key: impl Into<String>) -> Self {
+        self.call.env.push((key.into(), None));
+        self
+    }
+
+    /// Start this run's environment empty (`PATH` too: name the program by its path), then
+    /// add what [`Command::env`] sets after this call.
+    pub fn env_clear(mut self) -> Self {
+        self.call.env_clear = true;
+        self.call.env.clear();
+        self
+    }
+
+    /// The program's working directory for this run, a path inside the sandbox (`PWD` is set
+    /// to it). A directory the program cannot enter makes the run fail to start.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.call.current_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Cap captured stdout and stderr, each, at `bytes` for this run, instead of the
+    /// sandbox's [`crate::SandboxBuilder::output_limit`].
+    pub fn output_limit(mut self, bytes: u64) -> Self {
+        self.call.output_limit = Some(bytes);
         self
     }
 
     /// Start the program.
     pub fn spawn(&self) -> Result<Child> {
         let inner = &self.sandbox.inner;
+        let call_policy;
+        let policy = if self.call.is_empty() {
+            &inner.policy
+        } else {
+            call_policy = inner.policy.for_call(&self.call)?;
+            &call_policy
+        };
         let stdin = self.stdin.as_ref().unwrap_or(&inner.policy.stdin);
-        let (process, out, err) = backend::spawn(
-            &inner.policy,
+        let (process, out, err, input) = backend::spawn(
+            policy,
             &inner.prepared,
             &self.program,
             &self.args,
             stdin,
+            !self.call.is_empty(),
         )?;
         Ok(Child {
+            stdin: input.map(ChildStdin),
             stdout: Some(ChildStdout(out)),
             stderr: Some(ChildStderr(err)),
             process,
@@ -206,6 +315,9 @@ impl Command<'_> {
 /// ```
 #[derive(Debug)]
 pub struct Child {
+    /// The writing end of the program's stdin, when the run was started with
+    /// [`Command::stdin_piped`]; closed by [`Child::wait`] and [`Child::wait_with_output`].
+    pub stdin: Option<ChildStdin>,
     /// The program's stdout, as it is produced (taken by [`Child::wait_with_output`] if left here).
     pub stdout: Option<ChildStdout>,
     /// The program's stderr, as it is produced.
@@ -224,6 +336,7 @@ impl Child {
     /// Read stdout and stderr while waiting (or take them and drop them): a program blocked on a
     /// full pipe does not end.
     pub fn wait(&mut self) -> Result<Outcome> {
+        drop(self.stdin.take());
         self.process.wait()
     }
 
@@ -277,9 +390,45 @@ impl Child {
 
     /// Wait for the program to end, collecting what is left of its stdout and stderr.
     pub fn wait_with_output(mut self) -> Result<RunResult> {
+        drop(self.stdin.take());
         let out = self.stdout.take().map(|s| s.0);
         let err = self.stderr.take().map(|s| s.0);
         backend::collect(&mut self.process, out, err)
+    }
+}
+
+/// The program's stdin, when it was started with [`Command::stdin_piped`]: what is written
+/// here the program reads, and it reads end-of-file once this is dropped. A write after the
+/// program closed its stdin or ended fails with [`io::ErrorKind::BrokenPipe`] (never a
+/// SIGPIPE); a write blocks while the pipe is full and the program does not read.
+#[derive(Debug)]
+pub struct ChildStdin(io::PipeWriter);
+
+impl Write for ChildStdin {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for ChildStdin {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for ChildStdin {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+#[cfg(unix)]
+impl From<ChildStdin> for std::os::fd::OwnedFd {
+    fn from(s: ChildStdin) -> Self {
+        s.0.into()
     }
 }
 

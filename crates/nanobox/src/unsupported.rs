@@ -39,7 +39,8 @@ pub(crate) fn spawn(
     _: &OsStr,
     _: &[OsString],
     _: &Stdin,
-) -> Result<(Process, OutputPipe, OutputPipe)> {
+    _: bool,
+) -> Result<(Process, OutputPipe, OutputPipe, Option<std::io::PipeWriter>)> {
     Err(unsupported())
 }
 

@@ -359,9 +359,13 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(|e| Error::io("creating a pipe", e.into()))
 }
 
-/// The descriptor the program reads as stdin.
-fn stdin_fd(stdin: &Stdin) -> Result<OwnedFd> {
-    match stdin {
+/// The descriptor the program reads as stdin, and for [`Stdin::Piped`] the caller's writing end.
+fn stdin_fd(stdin: &Stdin) -> Result<(OwnedFd, Option<OwnedFd>)> {
+    if let Stdin::Piped = stdin {
+        let (r, w) = pipe()?;
+        return Ok((r, Some(w)));
+    }
+    let fd = match stdin {
         Stdin::Null => {
             rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
                 .map_err(|e| Error::io("opening /dev/null for stdin", e.into()))
@@ -415,7 +419,9 @@ fn stdin_fd(stdin: &Stdin) -> Result<OwnedFd> {
             fd.try_clone()
                 .map_err(|e| Error::io("duplicating the stdin descriptor", e))
         }
-    }
+        Stdin::Piped => unreachable!("handled above"),
+    }?;
+    Ok((fd, None))
 }
 
 fn plan_ro() -> u64 {
@@ -494,8 +500,16 @@ pub(crate) fn spawn(
     program: &OsStr,
     args: &[OsString],
     stdin: &Stdin,
-) -> Result<(Process, OutputPipe, OutputPipe)> {
+    per_call: bool,
+) -> Result<(Process, OutputPipe, OutputPipe, Option<std::io::PipeWriter>)> {
     let prog = program.as_bytes();
+    // A run with options of its own (Command::env, current_dir): its environment, PATH and
+    // working directory from its policy instead of the sandbox's prepared ones.
+    let call_env = per_call.then(|| env_strings(policy)).transpose()?;
+    let call_workdir = per_call
+        .then(|| userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes()))
+        .transpose()?;
+    let path_dirs = call_env.as_ref().map_or(&prep.path_dirs, |(_, d)| d);
     if prog.is_empty() {
         return Err(Error::InvalidOption {
             option: "program",
@@ -505,7 +519,7 @@ pub(crate) fn spawn(
     let exec_paths: Vec<CString> = if prog.contains(&b'/') {
         vec![userns::cstr_of("program", prog)?]
     } else {
-        prep.path_dirs
+        path_dirs
             .iter()
             .map(|d| {
                 let mut p = d.clone();
@@ -540,12 +554,12 @@ pub(crate) fn spawn(
     let env_src = if run_dir.is_some() {
         &run_env
     } else {
-        &prep.env
+        call_env.as_ref().map_or(&prep.env, |(e, _)| e)
     };
     let mut envp: Vec<*const c_char> = env_src.iter().map(|c| c.as_ptr()).collect();
     envp.push(std::ptr::null());
 
-    let stdin = stdin_fd(stdin)?;
+    let (stdin, stdin_w) = stdin_fd(stdin)?;
     let (go_r, go_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
     let (status_r, status_w) = pipe()?;
@@ -660,7 +674,10 @@ pub(crate) fn spawn(
             .wall_time_limit
             .map(|d| d.as_nanos().min(u64::MAX as u128) as u64)
             .unwrap_or(0),
-        workdir: run_workdir.as_deref().unwrap_or(&prep.workdir),
+        workdir: run_workdir
+            .as_deref()
+            .or(call_workdir.as_deref())
+            .unwrap_or(&prep.workdir),
         exec_paths: &exec_paths,
         argv: &argv,
         envp: &envp,
@@ -872,7 +889,7 @@ pub(crate) fn spawn(
         _ => None,
     };
     let shared = Arc::new(process::Shared::new(pidfd, prep.degraded.is_some()));
-    Ok(process::start(
+    let (process, out, err) = process::start(
         pid,
         shared,
         process::Pipes {
@@ -891,5 +908,6 @@ pub(crate) fn spawn(
             proxy,
             memwatch,
         },
-    ))
+    );
+    Ok((process, out, err, stdin_w.map(std::io::PipeWriter::from)))
 }

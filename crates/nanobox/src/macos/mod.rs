@@ -273,8 +273,15 @@ fn resolve_program(policy: &Policy, program: &OsStr, cwd: &Path) -> Result<PathB
         })
 }
 
-/// The descriptor the program reads as stdin.
-fn stdin_fd(stdin: &Stdin, tmp_base: &Path) -> Result<std::process::Stdio> {
+/// The descriptor the program reads as stdin, and for [`Stdin::Piped`] the caller's writing end.
+fn stdin_fd(
+    stdin: &Stdin,
+    tmp_base: &Path,
+) -> Result<(std::process::Stdio, Option<std::io::PipeWriter>)> {
+    if let Stdin::Piped = stdin {
+        let (r, w) = std::io::pipe().map_err(|e| Error::io("creating the stdin pipe", e))?;
+        return Ok((std::process::Stdio::from(r), Some(w)));
+    }
     use std::io::{Seek, Write};
     let refuse_tty = |f: &dyn std::os::fd::AsRawFd, what: String| {
         // SAFETY: isatty only inspects the descriptor.
@@ -290,7 +297,7 @@ fn stdin_fd(stdin: &Stdin, tmp_base: &Path) -> Result<std::process::Stdio> {
             Ok(())
         }
     };
-    Ok(match stdin {
+    let stdio = match stdin {
         Stdin::Null => std::process::Stdio::null(),
         Stdin::Bytes(data) => {
             // An unlinked file: the program reads the bytes and end-of-file, never blocks the
@@ -324,7 +331,9 @@ fn stdin_fd(stdin: &Stdin, tmp_base: &Path) -> Result<std::process::Stdio> {
                 .map_err(|e| Error::io("duplicating the stdin descriptor", e))?;
             std::process::Stdio::from(fd)
         }
-    })
+        Stdin::Piped => unreachable!("handled above"),
+    };
+    Ok((stdio, None))
 }
 
 trait Mode0600 {
@@ -370,7 +379,8 @@ pub(crate) fn spawn(
     program: &OsStr,
     args: &[OsString],
     stdin: &Stdin,
-) -> Result<(Process, OutputPipe, OutputPipe)> {
+    _per_call: bool,
+) -> Result<(Process, OutputPipe, OutputPipe, Option<std::io::PipeWriter>)> {
     // Never unsandboxed: the probe is repeated (it is cached) for every run.
     probe::require_sandbox_exec()?;
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
@@ -429,7 +439,7 @@ pub(crate) fn spawn(
             source: std::io::Error::other("it does not start with /usr/bin/sandbox-exec"),
         });
     }
-    let stdin = stdin_fd(stdin, &prep.tmp_base)?;
+    let (stdin, stdin_w) = stdin_fd(stdin, &prep.tmp_base)?;
     let (out_r, out_w) = process::pipe()?;
     let (err_r, err_w) = process::pipe()?;
     let mut cmd = std::process::Command::new(seatbelt::SANDBOX_EXEC);
@@ -498,6 +508,7 @@ pub(crate) fn spawn(
             denials: policy.report_denials.then_some((tag, started)),
         },
     )
+    .map(|(p, o, e)| (p, o, e, stdin_w))
 }
 
 #[cfg(test)]

@@ -386,9 +386,20 @@ fn make_tmpdir(tag: &str) -> Result<process::TempDir> {
     })
 }
 
-/// The handle the program reads as stdin, and the thread feeding it bytes, if any.
-fn stdin_handle(stdin: &Stdin) -> Result<(OwnedHandle, Option<std::thread::JoinHandle<()>>)> {
-    Ok(match stdin {
+/// The handle the program reads as stdin, the thread feeding it bytes, if any, and for
+/// [`Stdin::Piped`] the caller's writing end.
+type StdinParts = (
+    OwnedHandle,
+    Option<std::thread::JoinHandle<()>>,
+    Option<std::io::PipeWriter>,
+);
+
+fn stdin_handle(stdin: &Stdin) -> Result<StdinParts> {
+    if let Stdin::Piped = stdin {
+        let (r, w) = std::io::pipe().map_err(|e| Error::io("creating the stdin pipe", e))?;
+        return Ok((OwnedHandle::from(r), None, Some(w)));
+    }
+    let (h, t) = match stdin {
         Stdin::Null => {
             let f =
                 std::fs::File::open("NUL").map_err(|e| Error::io("opening NUL for stdin", e))?;
@@ -413,7 +424,9 @@ fn stdin_handle(stdin: &Stdin) -> Result<(OwnedHandle, Option<std::thread::JoinH
                 .map_err(|e| Error::io(format!("opening stdin file {}", p.display()), e))?;
             (OwnedHandle::from(f), None)
         }
-    })
+        Stdin::Piped => unreachable!("handled above"),
+    };
+    Ok((h, t, None))
 }
 
 /// The access entries a run needs: its directory and every mount, for the AppContainer's SID;
@@ -455,7 +468,8 @@ pub(crate) fn spawn(
     program: &OsStr,
     args: &[OsString],
     stdin: &Stdin,
-) -> Result<(Process, OutputPipe, OutputPipe)> {
+    _per_call: bool,
+) -> Result<(Process, OutputPipe, OutputPipe, Option<std::io::PipeWriter>)> {
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
     let tag = format!("nanobox-{}-{n}", std::process::id());
     let tmpdir = make_tmpdir(&tag)?;
@@ -498,7 +512,7 @@ pub(crate) fn spawn(
     let grants = grant(policy, prep.isolation, container.as_ref(), &tmpdir.0)?;
     let token = token::restricted()?;
     let job = job::Job::new(&prep.job)?;
-    let (stdin_h, stdin_writer) = stdin_handle(stdin)?;
+    let (stdin_h, stdin_writer, stdin_w) = stdin_handle(stdin)?;
     let pipe = || std::io::pipe().map_err(|e| Error::io("creating an output pipe", e));
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -555,6 +569,7 @@ pub(crate) fn spawn(
             stdin_writer,
         },
     )
+    .map(|(p, o, e)| (p, o, e, stdin_w))
 }
 #[cfg(test)]
 mod tests;
