@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod apparmor;
+mod bash;
 mod config;
 mod error;
 mod explain;
@@ -75,6 +76,7 @@ mod unsupported;
 use unsupported as backend;
 
 pub use apparmor::AppArmorProfile;
+pub use bash::{Bash, BashOutput};
 pub use config::{Config, ConfigLimits, ConfigMount, Preset};
 pub use error::{Error, Result};
 pub use explain::{

@@ -624,6 +624,8 @@ pub(crate) struct CallOptions {
     pub env: Vec<(String, Option<String>)>,
     pub current_dir: Option<PathBuf>,
     pub output_limit: Option<u64>,
+    /// No wall-clock limit for this run (a persistent shell, whose commands have their own).
+    pub no_wall_limit: bool,
 }
 
 impl CallOptions {
@@ -633,6 +635,7 @@ impl CallOptions {
             && self.env.is_empty()
             && self.current_dir.is_none()
             && self.output_limit.is_none()
+            && !self.no_wall_limit
     }
 }
 
@@ -640,6 +643,9 @@ impl Policy {
     /// This policy with one run's changes, validated as the builder validates its own options.
     pub(crate) fn for_call(&self, call: &CallOptions) -> Result<Policy> {
         let mut p = self.clone();
+        if call.no_wall_limit {
+            p.wall_time_limit = None;
+        }
         if let Some(t) = call.timeout {
             if t.is_zero() {
                 return Err(Error::InvalidOption {

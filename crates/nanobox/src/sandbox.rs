@@ -111,6 +111,14 @@ impl Sandbox {
         self.command(program).args(args).spawn()
     }
 
+    pub(crate) fn wall_time_limit(&self) -> Option<Duration> {
+        self.inner.policy.wall_time_limit
+    }
+
+    pub(crate) fn output_limit(&self) -> u64 {
+        self.inner.policy.output_limit
+    }
+
     /// A command to run in this sandbox, for per-run arguments and options (timeout,
     /// environment, working directory, stdin, output cap).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command<'_> {
@@ -254,6 +262,12 @@ impl Command<'_> {
         self
     }
 
+    /// No wall-clock limit for this run (a persistent shell's, whose commands have their own).
+    pub(crate) fn without_wall_time_limit(mut self) -> Self {
+        self.call.no_wall_limit = true;
+        self
+    }
+
     /// Cap captured stdout and stderr, each, at `bytes` for this run, instead of the
     /// sandbox's [`crate::SandboxBuilder::output_limit`].
     pub fn output_limit(mut self, bytes: u64) -> Self {
@@ -375,6 +389,15 @@ impl Child {
     /// ```
     pub fn signal(&mut self, signal: i32) -> Result<()> {
         self.process.signal(signal)
+    }
+
+    /// Send `signal` to the program's process group: the program and every process it started
+    /// that did not leave the group (a shell's foreground commands, a pipeline), as a terminal's
+    /// Ctrl-C does. Processes that started a session or group of their own do not get it. The
+    /// same rules as [`Child::signal`] otherwise. On Windows, which has no process groups, 9 and
+    /// 15 end the whole run.
+    pub fn signal_group(&mut self, signal: i32) -> Result<()> {
+        self.process.signal_group(signal)
     }
 
     /// End the run gracefully: SIGTERM to the program (as [`Child::signal`]), up to `grace` for

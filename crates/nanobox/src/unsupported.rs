@@ -86,6 +86,9 @@ impl Process {
     pub fn signal(&mut self, _: i32) -> Result<()> {
         Err(unsupported())
     }
+    pub fn signal_group(&mut self, _: i32) -> Result<()> {
+        Err(unsupported())
+    }
     pub fn stop(&mut self, _: std::time::Duration) -> Result<Outcome> {
         Err(unsupported())
     }

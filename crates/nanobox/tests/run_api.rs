@@ -335,3 +335,158 @@ fn writing_after_the_program_ended_is_an_error_not_a_signal() {
     let e = stdin.write_all(&[b'x'; 100_000]).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
 }
+
+#[test]
+fn a_persistent_bash_keeps_directory_variables_functions_and_processes() {
+    let sb = limited();
+    let mut sh = sb.bash().unwrap();
+    sh.run("cd /usr && export K=v && f() { echo \"f:$1\"; }")
+        .unwrap();
+    let out = sh.run("pwd; echo $K; f x").unwrap();
+    assert_eq!(out.stdout, "/usr\nv\nf:x\n");
+    let out = sh.run("sleep 300 & echo $! > /tmp/pid").unwrap();
+    assert!(out.success(), "{out:?}");
+    let out = sh.run("kill -0 $(cat /tmp/pid) && echo running").unwrap();
+    assert_eq!(out.stdout, "running\n", "{out:?}");
+    // Output and status of each command are its own.
+    let out = sh
+        .run("echo to-err >&2; printf 'no newline'; false")
+        .unwrap();
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str(), out.exit_code),
+        ("no newline", "to-err\n", Some(1))
+    );
+    let out = sh
+        .run("cat <<'END'\nline 1\n$K stays literal\nEND")
+        .unwrap();
+    assert_eq!(out.stdout, "line 1\n$K stays literal\n");
+    assert!(sh.is_alive());
+    assert_eq!(
+        sh.close(Duration::from_secs(5)).unwrap(),
+        Outcome::Exited(0)
+    );
+}
+
+#[test]
+fn a_persistent_bash_survives_commands_that_fake_its_marker_or_read_stdin() {
+    let sb = limited();
+    let mut sh = sb.bash().unwrap();
+    // Text shaped like the end marker, with a made-up nonce, is the command's output.
+    let out = sh
+        .run("printf '\\036%s-0\\036' 0123456789abcdef0123456789abcdef; printf '\\036x\\036' >&2; echo after; exit_code_is=5; (exit 5)")
+        .unwrap();
+    assert_eq!(out.exit_code, Some(5), "{out:?}");
+    assert!(out.stdout.ends_with("after\n"), "{out:?}");
+    assert!(out.stderr.contains('x'), "{out:?}");
+    // A command that reads stdin gets end-of-file, not the next command.
+    let out = sh.run("cat; read line; echo \"read:$?\"").unwrap();
+    assert_eq!(out.stdout, "read:1\n");
+    assert_eq!(sh.run("echo next").unwrap().stdout, "next\n");
+    // Quotes, backslashes and $ in a command are bash's to parse, once.
+    let out = sh
+        .run(r#"printf '%s|' "a b" 'c\d' "$((1+2))" \$HOME"#)
+        .unwrap();
+    assert_eq!(out.stdout, "a b|c\\d|3|$HOME|");
+    assert!(sh.run("echo a\0b").is_err());
+}
+
+#[test]
+fn a_timeout_interrupts_the_command_and_keeps_the_shell() {
+    let sb = limited();
+    let mut sh = sb.bash().unwrap();
+    sh.run("cd /usr/bin").unwrap();
+    let t = Instant::now();
+    let out = sh
+        .run_with_timeout(
+            "echo started; sleep 30 | cat",
+            Some(Duration::from_millis(500)),
+        )
+        .unwrap();
+    assert!(out.timed_out, "{out:?}");
+    assert_eq!(out.exit_code, Some(130), "{out:?}");
+    assert_eq!(out.stdout, "started\n");
+    assert!(
+        t.elapsed() < common::slow(Duration::from_secs(10)),
+        "{:?}",
+        t.elapsed()
+    );
+    // The shell and its state are still there.
+    assert_eq!(sh.run("pwd").unwrap().stdout, "/usr/bin\n");
+}
+
+#[test]
+fn a_command_that_ignores_the_interrupt_or_exits_ends_the_shell() {
+    let sb = limited();
+    let mut sh = sb.bash().unwrap();
+    let t = Instant::now();
+    let out = sh
+        .run_with_timeout("trap '' INT; sleep 30", Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(out.timed_out && out.exit_code.is_none(), "{out:?}");
+    assert!(
+        t.elapsed() < common::slow(Duration::from_secs(10)),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(!sh.is_alive());
+    assert!(
+        sh.run("true").is_err(),
+        "a killed shell refuses the next command"
+    );
+
+    let mut sh = sb.bash().unwrap();
+    let out = sh.run("echo bye; exit 3").unwrap();
+    assert_eq!((out.stdout.as_str(), out.exit_code), ("bye\n", None));
+    assert!(!sh.is_alive());
+    assert!(sh.run("true").is_err());
+}
+
+#[test]
+fn a_persistent_bash_has_no_overall_wall_limit_but_each_command_has_the_sandbox_s() {
+    let sb = Sandbox::builder()
+        .wall_time_limit(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let mut sh = sb.bash().unwrap();
+    for _ in 0..3 {
+        let out = sh.run("sleep 0.4; echo ok").unwrap();
+        assert_eq!(out.stdout, "ok\n", "{out:?}");
+    }
+    let out = sh.run("sleep 30").unwrap();
+    assert!(out.timed_out, "{out:?}");
+    assert!(sh.is_alive());
+}
+
+#[test]
+fn signal_group_reaches_the_program_s_foreground_commands() {
+    let sb = limited();
+    let mut child = sb
+        .command("sh")
+        .args([
+            "-c",
+            "trap 'echo trapped' TERM; echo ready; sleep 60; echo after",
+        ])
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // The control: to the shell alone, the signal waits behind its foreground sleep.
+    child.signal(libc::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        child.try_wait().unwrap(),
+        None,
+        "the shell ended on its own signal"
+    );
+    // To the group, the sleep ends too and the shell goes on.
+    let t = Instant::now();
+    child.signal_group(libc::SIGTERM).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    // The two pending SIGTERMs of the shell are one (signals do not queue).
+    assert_eq!(rest, "trapped\nafter\n");
+    assert_eq!(child.wait().unwrap(), Outcome::Exited(0));
+    assert!(t.elapsed() < common::slow(Duration::from_secs(10)));
+}

@@ -11,6 +11,8 @@
 //!   program the signals the caller asks for on the control socket (`Child::signal`);
 //! - the **program** process, forked by init: it drops every privilege and executes the program.
 
+/// On the control socket, the bit of a signal byte that asks for the program's process group.
+pub(crate) const GROUP_SIGNAL: u8 = 0x80;
 use std::ffi::{c_char, CStr, CString};
 use std::os::fd::RawFd;
 
@@ -473,10 +475,13 @@ pub(crate) fn init_main(a: &ChildArgs<'_>) -> ! {
             }
             // Signals the caller asks for, relayed to the program. `pid` cannot name another
             // process: the init has not reaped the program (it ends as soon as it does), so the
-            // pid is still the program's, at worst a zombie's.
-            for &sig in &asked[..n.max(0) as usize] {
+            // pid is still the program's, at worst a zombie's. A byte with its high bit set asks
+            // for the program's process group (the program leads it: it started a session);
+            // a group whose leader is not reaped keeps its id.
+            for &byte in &asked[..n.max(0) as usize] {
+                let target = if byte & GROUP_SIGNAL != 0 { -pid } else { pid };
                 // SAFETY: kill is async-signal-safe; a bad number is EINVAL and harmless.
-                unsafe { libc::kill(pid, libc::c_int::from(sig)) };
+                unsafe { libc::kill(target, libc::c_int::from(byte & !GROUP_SIGNAL)) };
             }
         }
         if fds[0].revents != 0 {

@@ -292,13 +292,22 @@ impl Process {
     /// not reap it before the run ends, so the signal cannot reach a process that reused its pid.
     /// A run that has ended (its init gone) makes this a no-op.
     pub fn signal(&mut self, signal: i32) -> Result<()> {
+        self.ask(signal, 0)
+    }
+
+    /// `signal` to the program's process group: the program and what it started in its group.
+    pub fn signal_group(&mut self, signal: i32) -> Result<()> {
+        self.ask(signal, super::child::GROUP_SIGNAL)
+    }
+
+    fn ask(&mut self, signal: i32, group: u8) -> Result<()> {
         check_signal(signal)?;
         let Some(control) = self.control.as_ref().filter(|_| self.finished.is_none()) else {
             return Ok(());
         };
         let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
         loop {
-            return match rustix::net::send(control, &[signal as u8], flags) {
+            return match rustix::net::send(control, &[signal as u8 | group], flags) {
                 Ok(_) => Ok(()),
                 Err(rustix::io::Errno::INTR) => continue,
                 // The init has ended, and with it the program.

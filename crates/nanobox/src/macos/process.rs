@@ -451,6 +451,17 @@ impl Process {
         }
     }
 
+    /// `signal` to the program's process group (it leads one of its own).
+    pub fn signal_group(&mut self, signal: i32) -> Result<()> {
+        check_signal(signal)?;
+        let reaped = self.shared.reaped.lock().unwrap_or_else(|p| p.into_inner());
+        if !*reaped {
+            // A group whose leader is not reaped keeps its id.
+            sys::kill_group(self.shared.pid, signal);
+        }
+        Ok(())
+    }
+
     /// SIGTERM to the program, up to `grace` for the run to end, then kill it all.
     pub fn stop(&mut self, grace: Duration) -> Result<Outcome> {
         if self.outcome.is_some() || self.shared.is_finished() {

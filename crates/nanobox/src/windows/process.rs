@@ -410,6 +410,12 @@ impl Process {
         Ok(())
     }
 
+    /// Windows has no process groups: 9 and 15 end the whole job, as `kill` does.
+    pub fn signal_group(&mut self, signal: i32) -> Result<()> {
+        self.signal(signal)?;
+        self.kill()
+    }
+
     /// Windows cannot ask a program without a console to end: `stop` kills at once.
     pub fn stop(&mut self, _grace: Duration) -> Result<Outcome> {
         if self.outcome.is_some() || self.shared.is_finished() {
