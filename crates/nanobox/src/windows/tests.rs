@@ -245,6 +245,24 @@ fn child_main() {
             println!("<<in-job\n{}\nin-job>>", ok != 0 && r != 0);
             0
         }
+        "cwd" => {
+            println!(
+                "<<cwd\n{}\ncwd>>",
+                std::env::current_dir().unwrap().display()
+            );
+            0
+        }
+        "echo-lines" => {
+            // Answer each line at once, so that a caller can hold a conversation.
+            use std::io::{BufRead, Write};
+            for line in std::io::stdin().lock().lines() {
+                let line = line.unwrap();
+                println!("got {line}");
+                std::io::stdout().flush().unwrap();
+            }
+            println!("eof");
+            0
+        }
         "stdin" => {
             let mut s = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).unwrap();
@@ -798,4 +816,101 @@ fn a_batch_file_s_arguments_cannot_run_commands() {
     assert!(!r.stdout.lines().any(|l| l == "INJECTED"), "{r:?}");
     assert!(refused.contains("argument 0"), "{refused}");
     assert!(quote.contains("argument 0"), "{quote}");
+}
+
+#[test]
+fn per_run_options_change_one_run_only() {
+    let (exe, dir) = me();
+    let sb = builder()
+        .env("MINE", "1")
+        .env(CHILD, "env")
+        .build()
+        .unwrap();
+    let r = sb
+        .command(&exe)
+        .args(child_args())
+        .env("PERCALL", "1")
+        .env_remove("MINE")
+        .run()
+        .unwrap();
+    let names = section(&r.stdout, "env");
+    assert!(names.lines().any(|n| n == "PERCALL"), "{names}");
+    assert!(!names.lines().any(|n| n == "MINE"), "{names}");
+    let r = sb.command(&exe).args(child_args()).run().unwrap();
+    assert!(section(&r.stdout, "env").lines().any(|n| n == "MINE"));
+
+    let r = sb
+        .command(&exe)
+        .args(child_args())
+        .env(CHILD, "cwd")
+        .current_dir(&dir)
+        .run()
+        .unwrap();
+    let cwd = section(&r.stdout, "cwd");
+    assert!(
+        PathBuf::from(cwd.trim()) == dir
+            || cwd.trim().eq_ignore_ascii_case(&dir.display().to_string()),
+        "{cwd} != {}",
+        dir.display()
+    );
+
+    let t = Instant::now();
+    let r = sb
+        .command(&exe)
+        .args(child_args())
+        .env(CHILD, "sleep:20000")
+        .timeout(Duration::from_millis(700))
+        .run()
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::WallTimeLimit, "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+
+    let r = sb
+        .command(&exe)
+        .args(child_args())
+        .env(CHILD, "spew")
+        .output_limit(50_000)
+        .run()
+        .unwrap();
+    assert_eq!(
+        (r.outcome, r.stdout_bytes.len()),
+        (Outcome::OutputLimit, 50_000)
+    );
+}
+
+#[test]
+fn a_piped_stdin_holds_a_conversation() {
+    use std::io::{BufRead, BufReader, Write};
+    let (exe, _) = me();
+    let sb = builder()
+        .env(CHILD, "echo-lines")
+        .wall_time_limit(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut child = sb
+        .command(&exe)
+        .args(child_args())
+        .stdin_piped()
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let answer = |out: &mut BufReader<crate::ChildStdout>| loop {
+        let mut line = String::new();
+        assert_ne!(out.read_line(&mut line).unwrap(), 0, "end of output");
+        // libtest's own "test ... " may precede the first answer on its line.
+        if let Some(at) = line.find("got ").or_else(|| line.find("eof")) {
+            return line[at..].trim_end().to_string();
+        }
+    };
+    for word in ["one", "two"] {
+        writeln!(stdin, "{word}").unwrap();
+        stdin.flush().unwrap();
+        assert_eq!(answer(&mut out), format!("got {word}"));
+    }
+    drop(stdin);
+    assert_eq!(answer(&mut out), "eof");
+    child.stdout = Some(out.into_inner());
+    let r = child.wait_with_output().unwrap();
+    assert_eq!(r.outcome, Outcome::Exited(0), "{r:?}");
 }
