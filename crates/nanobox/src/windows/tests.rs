@@ -848,7 +848,7 @@ fn per_run_options_change_one_run_only() {
         .unwrap();
     let cwd = section(&r.stdout, "cwd");
     assert!(
-        PathBuf::from(cwd.trim()) == dir
+        std::path::Path::new(cwd.trim()) == dir
             || cwd.trim().eq_ignore_ascii_case(&dir.display().to_string()),
         "{cwd} != {}",
         dir.display()
