@@ -251,3 +251,45 @@ fn as_root_the_program_is_not_root() {
     assert_ne!(uid, 0, "the program ran as root");
     assert_eq!(lines.next(), Some("tmp-ok"), "its run directory is its own");
 }
+
+#[test]
+fn per_run_options_a_piped_stdin_and_a_persistent_bash() {
+    let sb = sandbox();
+    let r = sb
+        .command("sh")
+        .args(["-c", "echo \"$K\"; pwd"])
+        .env("K", "V")
+        .current_dir("/usr/bin")
+        .run()
+        .unwrap();
+    assert_eq!(r.stdout, "V\n/usr/bin\n", "{r:?}");
+    let r = sb
+        .command("sleep")
+        .arg("30")
+        .timeout(Duration::from_millis(500))
+        .run()
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::WallTimeLimit);
+    assert_eq!(
+        sb.shell("printf 'a\\nb\\n' | wc -l").unwrap().stdout.trim(),
+        "2"
+    );
+
+    let mut child = sb
+        .command("sh")
+        .args(["-c", "read l; echo \"got $l\""])
+        .stdin_piped()
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"one\n").unwrap();
+    assert_eq!(child.wait_with_output().unwrap().stdout, "got one\n");
+
+    let mut sh = sb.bash().unwrap();
+    sh.run("cd /usr && export K=v").unwrap();
+    assert_eq!(sh.run("pwd; echo $K").unwrap().stdout, "/usr\nv\n");
+    let out = sh
+        .run_with_timeout("sleep 30", Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(out.timed_out && out.exit_code == Some(130), "{out:?}");
+    assert_eq!(sh.run("pwd").unwrap().stdout, "/usr\n");
+}
