@@ -485,8 +485,87 @@ fn signal_group_reaches_the_program_s_foreground_commands() {
     child.signal_group(libc::SIGTERM).unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    // The two pending SIGTERMs of the shell are one (signals do not queue).
-    assert_eq!(rest, "trapped\nafter\n");
+    // The shell's trap ran once or twice (for the first SIGTERM when the second interrupted
+    // its wait); either way the sleep ended early and the shell went on.
+    assert!(
+        rest == "trapped\nafter\n" || rest == "trapped\ntrapped\nafter\n",
+        "{rest:?}"
+    );
     assert_eq!(child.wait().unwrap(), Outcome::Exited(0));
     assert!(t.elapsed() < common::slow(Duration::from_secs(10)));
+}
+
+/// An example program of this crate, built beside this test binary by `cargo test` (which
+/// builds the examples of the package under test); None where only this test was built
+/// (`cargo test --test run_api`).
+fn example(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent()?.parent()?.join("examples").join(name);
+    p.exists().then_some(p)
+}
+
+#[test]
+fn the_humaneval_example_gives_each_verdict() {
+    let Some(exe) = example("humaneval") else {
+        eprintln!("skipped: the examples are not built (cargo test --test run_api builds none)");
+        return;
+    };
+    let out = std::process::Command::new(exe).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        "add      PASS [\"pass\", \"pass\"]\n\
+         reverse  PASS [\"pass\", \"pass\"]\n\
+         fib      FAIL [\"timeout\"]\n\
+         max      FAIL [\"wrong answer\"]\n\
+         pass@1 = 2/4\n"
+    );
+}
+
+#[test]
+fn the_agent_tool_example_keeps_its_shell_between_calls() {
+    let Some(exe) = example("agent_tool") else {
+        eprintln!("skipped: the examples are not built (cargo test --test run_api builds none)");
+        return;
+    };
+    let ws = common::TempDir::new();
+    std::fs::set_permissions(
+        ws.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(exe)
+        .arg(ws.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"cd /tmp && export K=v\necho \"$K\" > /workspace/out; pwd\nexit 4\npwd\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[1].contains("\"exit_code\":0") && lines[1].contains("\"stdout\":\"/tmp\\n\""),
+        "{lines:?}"
+    );
+    assert!(lines[2].contains("\"exit_code\":null"), "{lines:?}");
+    assert!(
+        lines[3].contains("\"stdout\":\"/workspace\\n\""),
+        "a fresh shell: {lines:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("out")).unwrap(),
+        "v\n"
+    );
 }
