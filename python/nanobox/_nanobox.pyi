@@ -12,8 +12,6 @@ from typing import Any, ClassVar, Literal, Optional, Union, final
 
 from typing_extensions import TypedDict, Unpack
 
-from ._errors import CalledProcessError as CalledProcessError
-
 _StrPath = Union[str, "os.PathLike[str]"]
 #: A program name or argument.
 _Arg = Union[str, bytes, "os.PathLike[str]"]

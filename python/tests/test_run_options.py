@@ -382,3 +382,21 @@ def test_args_of_results_and_children(sandbox):
 def test_positional_forms_still_work(sandbox):
     assert sandbox.run("cat", None, "in").stdout == "in"
     assert sandbox.spawn("cat", [], b"in").wait_with_output().stdout == "in"
+
+
+def test_runs_with_options_release_the_gil(sandbox):
+    import threading
+
+    results = []
+
+    def one(i):
+        results.append(sandbox.run("sleep 1; echo $N", shell=True, env={"N": str(i)}, timeout=20, cwd="/"))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.monotonic() - start < 2.8
+    assert sorted(r.stdout for r in results) == ["0\n", "1\n", "2\n"]
