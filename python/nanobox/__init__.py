@@ -21,8 +21,15 @@ Or with keyword arguments::
 
 Durations accept a ``datetime.timedelta`` or a number of seconds. Errors are ``SandboxError``
 subclasses. ``run`` releases the GIL; ``await sandbox.run_async(...)`` runs in the event loop's
-default executor. See docs/API.md, "Python".
+default executor.
+
+Per-run options follow ``subprocess``: ``sandbox.run(prog, args, stdin=..., timeout=...,
+env={...}, cwd=..., output_limit=..., shell=False, check=False)``, ``sandbox.shell("ls / | wc
+-l")``, ``sandbox.spawn(..., stdin=PIPE)`` with ``child.stdin``, and ``RunResult.returncode`` /
+``check_returncode()`` raising ``CalledProcessError``. See docs/API.md, "Python".
 """
+
+from ._errors import CalledProcessError
 
 from ._nanobox import (
     DEFAULT_HOSTNAME,
@@ -33,6 +40,7 @@ from ._nanobox import (
     GB,
     KB,
     MB,
+    PIPE,
     Child,
     ConfigError,
     DuplicateMountError,
@@ -83,6 +91,8 @@ __all__ = [
     "NetworkEvent",
     "Enforcement",
     "Child",
+    "CalledProcessError",
+    "PIPE",
     "KB",
     "MB",
     "GB",

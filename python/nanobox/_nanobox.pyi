@@ -1,5 +1,6 @@
 """Type stubs of nanobox._nanobox, the Rust extension (PyO3) that the nanobox package re-exports."""
 
+import io
 import os
 import signal
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
@@ -18,6 +19,10 @@ _Arg = Union[str, bytes, "os.PathLike[str]"]
 _Seconds = Union[timedelta, int, float]
 #: What the program reads: nothing, these bytes (a str is encoded as UTF-8), or a host file.
 _StdinData = Union[None, bytes, bytearray, str, "os.PathLike[str]"]
+#: stdin of one run: as _StdinData, or PIPE (spawn only: the program reads Child.stdin).
+_RunStdin = Union[_StdinData, int]
+#: A run's environment changes: a str value sets the variable, None removes it.
+_RunEnv = Mapping[str, Optional[str]]
 _Address = Union[str, IPv4Address, IPv6Address]
 _Stream = Literal["stdout", "stderr"]
 _OutcomeName = Literal[
@@ -25,6 +30,8 @@ _OutcomeName = Literal[
 ]
 _VerdictName = Literal["accepted", "runtime_error", "time_limit", "memory_limit", "output_limit"]
 
+PIPE: int
+"""stdin=PIPE (-1, the value of subprocess.PIPE) for Sandbox.spawn: Child.stdin writes to the program."""
 KB: int
 MB: int
 GB: int
@@ -190,17 +197,72 @@ class Sandbox:
     def data_analysis(input: _StrPath, output: _StrPath) -> SandboxBuilder:
         """Preset: input read-only at /input, output read-write at /output, 16 GiB."""
     def run(
-        self, program: _Arg, args: Optional[Sequence[_Arg]] = None, stdin: _StdinData = None
+        self,
+        program: _Arg,
+        args: Optional[Sequence[_Arg]] = None,
+        stdin: _RunStdin = None,
+        *,
+        timeout: Optional[_Seconds] = None,
+        env: Optional[_RunEnv] = None,
+        cwd: Optional[_StrPath] = None,
+        output_limit: Optional[int] = None,
+        shell: bool = False,
+        check: bool = False,
     ) -> RunResult:
-        """Run to completion (the GIL is released meanwhile)."""
+        """Run to completion (the GIL is released meanwhile).
+
+        Each option applies to this run only, over the sandbox's own:
+        stdin: bytes/str data or a host file (os.PathLike); PIPE raises ValueError (use spawn).
+        timeout: the wall-time limit in seconds (> 0), tighter or looser than the sandbox's;
+            when it fires the outcome is "wall_time_limit" (no exception, unlike subprocess).
+        env: merged over the sandbox's environment; a str value sets, None removes the variable.
+        cwd: the working directory, a sandbox path (PWD is set to it).
+        output_limit: bytes of captured stdout and of stderr, each.
+        shell: run `program` as a command line, /bin/sh -c program (args must be None, else
+            ValueError).
+        check: raise CalledProcessError (a subprocess.CalledProcessError) if returncode != 0.
+        """
+    def shell(
+        self,
+        cmd: str,
+        stdin: _RunStdin = None,
+        *,
+        timeout: Optional[_Seconds] = None,
+        env: Optional[_RunEnv] = None,
+        cwd: Optional[_StrPath] = None,
+        output_limit: Optional[int] = None,
+        check: bool = False,
+    ) -> RunResult:
+        """run(cmd, shell=True, ...): the command line as /bin/sh -c cmd."""
     def run_async(
-        self, program: _Arg, args: Optional[Sequence[_Arg]] = None, stdin: _StdinData = None
+        self,
+        program: _Arg,
+        args: Optional[Sequence[_Arg]] = None,
+        stdin: _RunStdin = None,
+        *,
+        timeout: Optional[_Seconds] = None,
+        env: Optional[_RunEnv] = None,
+        cwd: Optional[_StrPath] = None,
+        output_limit: Optional[int] = None,
+        shell: bool = False,
+        check: bool = False,
     ) -> Awaitable[RunResult]:
-        """run() in the running event loop's default executor."""
+        """run() in the running event loop's default executor (arguments checked at the call)."""
     def spawn(
-        self, program: _Arg, args: Optional[Sequence[_Arg]] = None, stdin: _StdinData = None
+        self,
+        program: _Arg,
+        args: Optional[Sequence[_Arg]] = None,
+        stdin: _RunStdin = None,
+        *,
+        timeout: Optional[_Seconds] = None,
+        env: Optional[_RunEnv] = None,
+        cwd: Optional[_StrPath] = None,
+        output_limit: Optional[int] = None,
+        shell: bool = False,
     ) -> Child:
-        """Start the program and return at once."""
+        """Start the program and return at once; the options are run()'s.
+
+        stdin=PIPE (or subprocess.PIPE) gives the program a pipe written through Child.stdin."""
     @property
     def degraded(self) -> list[str]:
         """What is weaker than full isolation in every run; empty normally."""
@@ -221,6 +283,9 @@ class Outcome:
     def exit_code(self) -> Optional[int]: ...
     @property
     def signal(self) -> Optional[int]: ...
+    @property
+    def returncode(self) -> int:
+        """As RunResult.returncode: exit code, -N after signal N, -9 when a limit ended the run."""
     @property
     def success(self) -> bool: ...
     @property
@@ -274,6 +339,16 @@ class RunResult:
     @property
     def signal(self) -> Optional[int]: ...
     @property
+    def returncode(self) -> int:
+        """As subprocess.CompletedProcess.returncode: the exit code of a program that exited;
+        -N for one killed by signal N; -9 (-SIGKILL) when a limit ended the run
+        (wall_time_limit, cpu_time_limit, memory_limit, output_limit: see `outcome`)."""
+    @property
+    def args(self) -> Union[list[str], str, None]:
+        """What ran, as CompletedProcess.args: [program, *args], or the shell=True command line."""
+    def check_returncode(self) -> None:
+        """Raise CalledProcessError (a subprocess.CalledProcessError, with .result) if returncode != 0."""
+    @property
     def success(self) -> bool: ...
     @property
     def verdict(self) -> _VerdictName: ...
@@ -308,15 +383,23 @@ class Child:
 
     @property
     def pid(self) -> int: ...
+    @property
+    def stdin(self) -> Optional[io.FileIO]:
+        """With stdin=PIPE: the program's stdin, an unbuffered binary file on a real pipe (fileno()
+        works with asyncio); closing it gives the program end-of-file; BrokenPipeError once the
+        program ended. wait(), stop(), wait_with_output() and the with block close it. Else None."""
+    @property
+    def args(self) -> Union[list[str], str]:
+        """What ran: [program, *args], or the shell=True command line."""
     def wait(self, timeout: Optional[_Seconds] = None) -> Outcome:
-        """Block until the end (TimeoutError after `timeout`)."""
+        """Close stdin, block until the end (TimeoutError after `timeout`)."""
     def try_wait(self) -> Optional[Outcome]: ...
     def poll(self) -> Optional[Outcome]: ...
     def kill(self) -> None: ...
     def signal(self, sig: Union[int, signal.Signals]) -> None:
         """Send `sig` to the program; nothing once it has ended (InvalidOptionError for 0 or > SIGRTMAX)."""
     def stop(self, grace: _Seconds = 2.0) -> Outcome:
-        """SIGTERM, up to `grace` for the program to end, then kill; the Outcome as wait()."""
+        """Close stdin, SIGTERM, up to `grace` for the program to end, then kill; the Outcome as wait()."""
     def wait_with_output(self) -> RunResult:
         """Wait, and return the output not already taken by iteration."""
     def __iter__(self) -> Iterator[tuple[_Stream, bytes]]: ...

@@ -41,6 +41,10 @@ type Chunk = (usize, Vec<u8>);
 #[pyclass(module = "nanobox")]
 pub(crate) struct Child {
     pid: u32,
+    /// `child.stdin`: a `FileIO` on the writing end of the program's stdin (`stdin=PIPE`).
+    stdin: Option<Py<PyAny>>,
+    /// What ran, for the `RunResult` of `wait_with_output()`.
+    cmd: Py<PyAny>,
     child: Mutex<Option<nanobox::Child>>,
     rx: Mutex<Option<Receiver<Chunk>>>,
     truncated: [Arc<AtomicBool>; 2],
@@ -51,7 +55,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Child {
-    pub(crate) fn start(mut child: nanobox::Child) -> Child {
+    pub(crate) fn start(
+        py: Python<'_>,
+        mut child: nanobox::Child,
+        cmd: Py<PyAny>,
+    ) -> PyResult<Child> {
+        let stdin = match child.stdin.take() {
+            Some(s) => Some(stdin_file(py, s)?),
+            None => None,
+        };
         let (tx, rx) = mpsc::channel::<Chunk>();
         let truncated = [
             Arc::new(AtomicBool::new(false)),
@@ -64,11 +76,21 @@ impl Child {
             Arc::clone(&truncated[0]),
         );
         spawn_reader(1, child.stderr.take(), tx, Arc::clone(&truncated[1]));
-        Child {
+        Ok(Child {
             pid: child.id(),
+            stdin,
+            cmd,
             child: Mutex::new(Some(child)),
             rx: Mutex::new(Some(rx)),
             truncated,
+        })
+    }
+
+    /// Close `child.stdin` (the program reads end-of-file), as `Child::wait` does in Rust and
+    /// `Popen.communicate` in Python. What closing raises is not the caller's concern here.
+    fn close_stdin(&self, py: Python<'_>) {
+        if let Some(f) = &self.stdin {
+            let _ = f.bind(py).call_method0("close");
         }
     }
 
@@ -106,6 +128,31 @@ impl Child {
             pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
+}
+
+/// The writing end of the program's stdin as an unbuffered binary file (`io.FileIO`, mode
+/// "wb"), which owns and closes the descriptor: `write`, `flush`, `close`, `fileno`, `closed`, a
+/// context manager, and a real pipe for `asyncio` (`loop.connect_write_pipe`).
+#[cfg(unix)]
+fn stdin_file(py: Python<'_>, stdin: nanobox::ChildStdin) -> PyResult<Py<PyAny>> {
+    use std::os::fd::{IntoRawFd, OwnedFd};
+    let fd = OwnedFd::from(stdin).into_raw_fd();
+    match py.import("io")?.getattr("FileIO")?.call1((fd, "wb")) {
+        Ok(f) => Ok(f.unbind()),
+        Err(e) => {
+            // FileIO takes the descriptor only once it is built: close it, or the program would
+            // never read end-of-file.
+            let _ = py.import("os")?.call_method1("close", (fd,));
+            Err(e)
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn stdin_file(_py: Python<'_>, _stdin: nanobox::ChildStdin) -> PyResult<Py<PyAny>> {
+    Err(pyo3::exceptions::PyValueError::new_err(
+        "stdin=PIPE needs a Unix host (the pipe is handed over as a file descriptor)",
+    ))
 }
 
 fn consumed() -> PyErr {
@@ -162,12 +209,31 @@ impl Child {
         self.pid
     }
 
+    /// With `stdin=PIPE`: the writing end of the program's stdin, an unbuffered binary file
+    /// (`io.FileIO`: `write`, `flush`, `close`, `fileno`, `closed`, a context manager; its
+    /// `fileno()` is a real pipe, for `asyncio`). Closing it gives the program end-of-file;
+    /// `wait()`, `stop()`, `wait_with_output()` and leaving the `with` block close it. A write
+    /// after the program closed its stdin or ended raises `BrokenPipeError`. `None` without
+    /// `stdin=PIPE`.
+    #[getter]
+    fn stdin(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.stdin.as_ref().map(|f| f.clone_ref(py))
+    }
+
+    /// What ran: `[program, *args]`, or the command line of a `shell=True` run (as
+    /// `subprocess.Popen.args`).
+    #[getter]
+    fn args(&self, py: Python<'_>) -> Py<PyAny> {
+        self.cmd.clone_ref(py)
+    }
+
     /// Block until the program has ended and return its `Outcome`; every process of the sandbox
     /// is gone then. With `timeout` (a `timedelta` or seconds), raise `TimeoutError` if it has
     /// not ended by then. The GIL is released while waiting; `kill()` from another thread and
-    /// Ctrl-C get through.
+    /// Ctrl-C get through. Closes `stdin` (`stdin=PIPE`) first, so a program reading it ends.
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Outcome> {
+        self.close_stdin(py);
         let deadline = match timeout {
             Some(t) if !t.is_none() => Some(Instant::now() + convert::duration(t, "timeout")?),
             _ => None,
@@ -241,13 +307,15 @@ impl Child {
     /// the `Outcome` as `wait()` does: the program's own if it ended in time (e.g. exited 0 for a
     /// program that handles SIGTERM and exits, signaled 15 for one that SIGTERM killed), signaled
     /// 9 when it had to be killed. Every process of the sandbox is gone when it returns. The GIL
-    /// is released while waiting; `kill()` from another thread and Ctrl-C get through.
+    /// is released while waiting; `kill()` from another thread and Ctrl-C get through. Closes
+    /// `stdin` first.
     #[pyo3(signature = (grace = None))]
     fn stop(&self, py: Python<'_>, grace: Option<&Bound<'_, PyAny>>) -> PyResult<Outcome> {
         let grace = match grace {
             Some(g) if !g.is_none() => convert::duration(g, "grace")?,
             _ => DEFAULT_GRACE,
         };
+        self.close_stdin(py);
         let asked = if grace.is_zero() {
             None
         } else {
@@ -268,9 +336,11 @@ impl Child {
     }
 
     /// Wait for the program to end and return a `RunResult` whose stdout and stderr hold the
-    /// output not already taken by iteration. The Child cannot be waited on after this.
+    /// output not already taken by iteration. The Child cannot be waited on after this. Closes
+    /// `stdin` first.
     fn wait_with_output(&self, py: Python<'_>) -> PyResult<RunResult> {
         // Wait first (polling, so that Ctrl-C and kill() get through), then collect.
+        self.close_stdin(py);
         self.wait_until(py, None)?;
         let Some(child) = lock(&self.child).take() else {
             return Err(consumed());
@@ -297,7 +367,8 @@ impl Child {
                 r
             })
         });
-        r.map(RunResult).map_err(|e| to_py(py, e))
+        let cmd = self.cmd.clone_ref(py);
+        r.map(|r| RunResult(r, Some(cmd))).map_err(|e| to_py(py, e))
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -324,7 +395,7 @@ impl Child {
         slf
     }
 
-    /// Kill the sandbox and reap it; exceptions propagate.
+    /// Close `stdin`, kill the sandbox and reap it; exceptions propagate.
     fn __exit__(
         &self,
         py: Python<'_>,
@@ -332,6 +403,7 @@ impl Child {
         _exc_value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
+        self.close_stdin(py);
         let r = py.detach(|| {
             let mut g = lock(&self.child);
             match g.as_mut() {

@@ -124,3 +124,44 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".into())
 }
+
+/// `nanobox.PIPE`: the value of `subprocess.PIPE`, so either may be passed as `stdin`.
+pub(crate) const PIPE: i64 = -1;
+
+/// True for `stdin=PIPE` (`-1`, as `subprocess.PIPE`; a `bool` is not it).
+pub(crate) fn is_pipe(obj: &Bound<'_, PyAny>) -> bool {
+    !obj.is_instance_of::<PyBool>() && obj.extract::<i64>().is_ok_and(|n| n == PIPE)
+}
+
+/// A run's `env`: a mapping of name to a `str` value (set for this run) or `None` (removed from
+/// the sandbox's environment for this run), in the mapping's order.
+pub(crate) fn env_changes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<String>)>> {
+    if !obj.hasattr("items")? {
+        return Err(PyTypeError::new_err(format!(
+            "env: expected a mapping of str to str or None, got {}",
+            type_name(obj)
+        )));
+    }
+    obj.call_method0("items")?
+        .try_iter()?
+        .map(|item| {
+            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            let k: String = k.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "env: a variable's name must be a str, got {}",
+                    type_name(&k)
+                ))
+            })?;
+            if v.is_none() {
+                return Ok((k, None));
+            }
+            let v: String = v.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "env[{k:?}]: expected a str (or None to remove it), got {}",
+                    type_name(&v)
+                ))
+            })?;
+            Ok((k, Some(v)))
+        })
+        .collect()
+}

@@ -39,6 +39,8 @@ fn _nanobox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<child::Child>()?;
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(_cli_main, m)?)?;
+    // `stdin=PIPE` for `spawn`: -1, the value of `subprocess.PIPE`, which is accepted as well.
+    m.add("PIPE", convert::PIPE)?;
     m.add("KB", nanobox::KB)?;
     m.add("MB", nanobox::MB)?;
     m.add("GB", nanobox::GB)?;

@@ -29,6 +29,11 @@ impl Outcome {
     fn signal(&self) -> Option<i32> {
         self.0.signal()
     }
+    /// As `subprocess`: the exit code, `-N` after signal N, `-9` when a limit ended the run.
+    #[getter]
+    fn returncode(&self) -> i32 {
+        returncode(self.0)
+    }
     /// True when the program exited with code 0.
     #[getter]
     fn success(&self) -> bool {
@@ -141,9 +146,39 @@ impl Enforcement {
     }
 }
 
-/// The result of a run: output, why it ended, time and memory used, network requests.
+/// SIGKILL, the signal the sandbox ends a run with when a limit fires.
+const SIGKILL: i32 = 9;
+
+/// `subprocess`'s returncode for an outcome: the exit code of a program that exited, `-N` for a
+/// program killed by signal N, and `-9` (`-SIGKILL`) for a run a limit ended (wall time, CPU
+/// time, memory, output), which the sandbox or the kernel ends with SIGKILL.
+pub(crate) fn returncode(o: nanobox::Outcome) -> i32 {
+    match o {
+        nanobox::Outcome::Exited(c) => c,
+        nanobox::Outcome::Signaled(s) => -s,
+        _ => -SIGKILL,
+    }
+}
+
+/// Raise `nanobox.CalledProcessError` for a result whose returncode is not 0.
+pub(crate) fn check(result: &Bound<'_, RunResult>) -> PyResult<()> {
+    let py = result.py();
+    let r = result.get();
+    let code = returncode(r.0.outcome);
+    if code == 0 {
+        return Ok(());
+    }
+    let cls = py
+        .import("nanobox._errors")?
+        .getattr("CalledProcessError")?;
+    let e = cls.call1((code, r.args(py), &r.0.stdout, &r.0.stderr, result))?;
+    Err(PyErr::from_value(e))
+}
+
+/// The result of a run: output, why it ended, time and memory used, network requests; and what
+/// ran (`args`), when known.
 #[pyclass(module = "nanobox", frozen)]
-pub(crate) struct RunResult(pub(crate) nanobox::RunResult);
+pub(crate) struct RunResult(pub(crate) nanobox::RunResult, pub(crate) Option<Py<PyAny>>);
 
 #[pymethods]
 impl RunResult {
@@ -187,6 +222,23 @@ impl RunResult {
     #[getter]
     fn exit_code(&self) -> Option<i32> {
         self.0.exit_code()
+    }
+    /// As `subprocess.CompletedProcess.returncode`: the exit code of a program that exited,
+    /// `-N` for one killed by signal N, `-9` (`-SIGKILL`) when a limit ended the run (see
+    /// `outcome` for which).
+    #[getter]
+    fn returncode(&self) -> i32 {
+        returncode(self.0.outcome)
+    }
+    /// What ran, as `subprocess.CompletedProcess.args`: `[program, *args]`, or the command line
+    /// of a `shell=True` run; `None` when not known.
+    #[getter]
+    fn args(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.1.as_ref().map(|a| a.clone_ref(py))
+    }
+    /// Raise `CalledProcessError` (a `subprocess.CalledProcessError`) when `returncode` is not 0.
+    fn check_returncode(slf: &Bound<'_, Self>) -> PyResult<()> {
+        check(slf)
     }
     /// The signal number when the program was killed by a signal, else `None`.
     #[getter]
