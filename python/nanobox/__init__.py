@@ -32,6 +32,8 @@ env={...}, cwd=..., output_limit=..., shell=False, check=False)``, ``sandbox.she
 from ._errors import CalledProcessError
 
 from ._nanobox import (
+    Bash,
+    BashOutput,
     DEFAULT_HOSTNAME,
     DEFAULT_OUTPUT_LIMIT,
     DEFAULT_PATH,
@@ -91,6 +93,8 @@ __all__ = [
     "NetworkEvent",
     "Enforcement",
     "Child",
+    "Bash",
+    "BashOutput",
     "CalledProcessError",
     "PIPE",
     "KB",

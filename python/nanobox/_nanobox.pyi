@@ -263,6 +263,8 @@ class Sandbox:
         """Start the program and return at once; the options are run()'s.
 
         stdin=PIPE (or subprocess.PIPE) gives the program a pipe written through Child.stdin."""
+    def bash(self) -> Bash:
+        """A persistent bash in this sandbox: Bash.run(cmd) keeps cd, export and processes."""
     @property
     def degraded(self) -> list[str]:
         """What is weaker than full isolation in every run; empty normally."""
@@ -475,3 +477,40 @@ class ConfigError(SandboxError):
     line: Optional[int]
     column: Optional[int]
     reason: str
+
+class BashOutput:
+    """What one command of a Bash did."""
+
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+    @property
+    def exit_code(self) -> Optional[int]:
+        """$? (130 after a timeout's interrupt); None when the shell ended before reporting one."""
+    @property
+    def returncode(self) -> int:
+        """exit_code, or -9 when the shell ended without one."""
+    @property
+    def timed_out(self) -> bool: ...
+    @property
+    def truncated(self) -> bool: ...
+    @property
+    def duration(self) -> float:
+        """Seconds."""
+    @property
+    def success(self) -> bool:
+        """Exited 0 in time."""
+
+class Bash:
+    """A long-lived bash in a sandbox (Sandbox.bash()); a context manager that ends it."""
+
+    def run(self, cmd: str, timeout: Optional[_Seconds] = None) -> BashOutput:
+        """Run cmd in the shell; past the timeout (default: set_timeout's) SIGINT, then the shell is killed."""
+    def set_timeout(self, timeout: Optional[_Seconds]) -> None: ...
+    @property
+    def alive(self) -> bool: ...
+    def close(self, grace: Optional[_Seconds] = None) -> Outcome:
+        """End-of-file on the shell's stdin, then kill after grace (default 2 s)."""
+    def __enter__(self) -> Bash: ...
+    def __exit__(self, *exc: object) -> bool: ...

@@ -8,6 +8,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod bash;
 mod builder;
 mod child;
 mod convert;
@@ -37,6 +38,8 @@ fn _nanobox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<result::NetworkEvent>()?;
     m.add_class::<result::Enforcement>()?;
     m.add_class::<child::Child>()?;
+    m.add_class::<bash::Bash>()?;
+    m.add_class::<bash::BashOutput>()?;
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(_cli_main, m)?)?;
     // `stdin=PIPE` for `spawn`: -1, the value of `subprocess.PIPE`, which is accepted as well.

@@ -316,6 +316,17 @@ impl Sandbox {
         Invocation::new(program, args, o)?.run(py, &self.inner, check)
     }
 
+    /// A persistent bash in this sandbox (`Bash`): `run(cmd)` runs one command after another
+    /// in the same shell, so `cd`, `export`, variables and background processes persist; each
+    /// command has its own timeout (default: the sandbox's `wall_time_limit`) and output. Use it
+    /// as a context manager; leaving the block ends the shell and everything in it.
+    fn bash(&self, py: Python<'_>) -> PyResult<crate::bash::Bash> {
+        let sandbox = self.inner.clone();
+        py.detach(move || sandbox.bash())
+            .map(crate::bash::Bash::new)
+            .map_err(|e| to_py(py, e))
+    }
+
     /// Run the command line `cmd` as `/bin/sh -c cmd` to completion: `run(cmd, shell=True,
     /// ...)`, with the same options.
     #[pyo3(signature = (cmd, stdin = None, *, timeout = None, env = None, cwd = None,
