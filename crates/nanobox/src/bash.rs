@@ -58,6 +58,8 @@ impl BashOutput {
 #[derive(Default)]
 struct Stream {
     buf: Vec<u8>,
+    /// Where the search for the current command's marker goes on: `buf` before it holds none.
+    from: usize,
     truncated: bool,
     eof: bool,
 }
@@ -70,7 +72,29 @@ impl Stream {
             let tail = self.buf.len() - TAIL;
             self.buf.drain(cap..tail);
             self.truncated = true;
+            // What was left unsearched is now at most the kept head's end and the tail.
+            self.from = self.from.min(cap);
         }
+    }
+
+    /// The first `needle` at or after `from`; otherwise `from` moves on to where a needle cut
+    /// short at the end could begin, so that each byte is searched about once.
+    fn find(&mut self, needle: &[u8]) -> Option<usize> {
+        let found = find(&self.buf[self.from.min(self.buf.len())..], needle).map(|p| p + self.from);
+        if found.is_none() {
+            self.from = self.buf.len().saturating_sub(needle.len());
+        }
+        found
+    }
+
+    /// Hand out the bytes before `end` and what follows `skip` more (a marker); the search
+    /// starts again at the beginning of what is left, for the next command.
+    fn take(&mut self, end: usize, skip: usize) -> String {
+        let text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        self.buf.drain(..end + skip);
+        self.from = 0;
+        self.truncated = false;
+        text
     }
 }
 
@@ -96,25 +120,23 @@ impl Shared {
 pub struct Bash {
     child: Child,
     stdin: Option<ChildStdin>,
-    shared: Arc<SharedDebug>,
+    shared: Arc<Shared>,
     readers: Vec<JoinHandle<()>>,
     timeout: Option<Duration>,
     dead: bool,
 }
 
-/// [`Shared`] with a Debug that shows nothing of the buffers.
-struct SharedDebug(Shared);
-impl std::fmt::Debug for SharedDebug {
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Shared")
     }
 }
 
-fn reader(mut r: impl Read + Send + 'static, shared: Arc<SharedDebug>, err: bool, cap: usize) {
+fn reader(mut r: impl Read + Send + 'static, shared: Arc<Shared>, err: bool, cap: usize) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = r.read(&mut buf).unwrap_or(0);
-        let mut st = shared.0.lock();
+        let mut st = shared.lock();
         let s = if err { &mut st.err } else { &mut st.out };
         if n == 0 {
             s.eof = true;
@@ -122,7 +144,7 @@ fn reader(mut r: impl Read + Send + 'static, shared: Arc<SharedDebug>, err: bool
             s.push(&buf[..n], cap);
         }
         drop(st);
-        shared.0.changed.notify_all();
+        shared.changed.notify_all();
         if n == 0 {
             return;
         }
@@ -154,9 +176,10 @@ fn nonce() -> String {
 
 /// The line that runs `cmd` and marks its end with `nonce`.
 fn script(cmd: &str, nonce: &str) -> String {
+    use std::fmt::Write as _;
     let mut hex = String::with_capacity(cmd.len() * 4);
     for b in cmd.bytes() {
-        hex.push_str(&format!("\\x{b:02x}"));
+        let _ = write!(hex, "\\x{b:02x}");
     }
     format!(
         "builtin printf -v __nanobox_cmd '%b' '{hex}'; builtin eval \"$__nanobox_cmd\" </dev/null; \
@@ -165,21 +188,23 @@ fn script(cmd: &str, nonce: &str) -> String {
     )
 }
 
-/// The position and length of `needle` in `hay`.
+/// The position of `needle` in `hay`.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The stdout marker `\x1eNONCE-STATUS\x1e` in `buf`: (start, end, status).
-fn out_marker(buf: &[u8], nonce: &str) -> Option<(usize, usize, i32)> {
-    let mut head = vec![MARK];
-    head.extend_from_slice(nonce.as_bytes());
-    head.push(b'-');
-    let start = find(buf, &head)?;
-    let rest = &buf[start + head.len()..];
-    let len = rest.iter().position(|&b| b == MARK)?;
+/// The stdout marker `\x1eNONCE-STATUS\x1e` (`head` is its part up to the status) in `s`:
+/// (start, length, status). A marker whose status has not all arrived is searched again from
+/// its start.
+fn out_marker(s: &mut Stream, head: &[u8]) -> Option<(usize, usize, i32)> {
+    let start = s.find(head)?;
+    let rest = &s.buf[start + head.len()..];
+    let Some(len) = rest.iter().position(|&b| b == MARK) else {
+        s.from = start;
+        return None;
+    };
     let status = std::str::from_utf8(&rest[..len]).ok()?.parse().ok()?;
-    Some((start, start + head.len() + len + 1, status))
+    Some((start, head.len() + len + 1, status))
 }
 
 impl Sandbox {
@@ -219,10 +244,10 @@ impl Sandbox {
             .without_wall_time_limit()
             .output_limit(u64::MAX)
             .spawn()?;
-        let shared = Arc::new(SharedDebug(Shared {
+        let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
-        }));
+        });
         let out = child.stdout.take().expect("spawn gives stdout");
         let err = child.stderr.take().expect("spawn gives stderr");
         let readers = vec![
@@ -279,20 +304,22 @@ impl Bash {
         let mut deadline = timeout.and_then(|t| start.checked_add(t));
         let mut timed_out = false;
         let mut killed = false;
+        let out_head = format!("\u{1e}{nonce}-").into_bytes();
         let err_mark = format!("\u{1e}{nonce}\u{1e}").into_bytes();
-        let mut st = self.shared.0.lock();
+        let (mut out, mut err) = (None, None);
+        let mut st = self.shared.lock();
         loop {
-            let out = out_marker(&st.out.buf, &nonce);
-            let err = find(&st.err.buf, &err_mark);
+            if out.is_none() {
+                out = out_marker(&mut st.out, &out_head);
+            }
+            if err.is_none() {
+                err = st.err.find(&err_mark);
+            }
             let both_eof = st.out.eof && st.err.eof;
-            if let (Some((s, e, status)), Some(es)) = (out, err) {
-                let stdout = String::from_utf8_lossy(&st.out.buf[..s]).into_owned();
-                let stderr = String::from_utf8_lossy(&st.err.buf[..es]).into_owned();
+            if let (Some((s, len, status)), Some(es)) = (out, err) {
                 let truncated = st.out.truncated || st.err.truncated;
-                st.out.buf.drain(..e);
-                st.err.buf.drain(..es + err_mark.len());
-                st.out.truncated = false;
-                st.err.truncated = false;
+                let stdout = st.out.take(s, len);
+                let stderr = st.err.take(es, err_mark.len());
                 return Ok(BashOutput {
                     stdout,
                     stderr,
@@ -326,19 +353,18 @@ impl Bash {
                     drop(st);
                     if !timed_out {
                         timed_out = true;
-                        self.child.signal_group(libc_sigint())?;
+                        self.child.signal_group(SIGINT)?;
                         deadline = now.checked_add(INTERRUPT_GRACE);
                     } else {
                         // The command did not end on SIGINT: the shell goes with it.
                         self.child.kill()?;
                         killed = true;
                     }
-                    st = self.shared.0.lock();
+                    st = self.shared.lock();
                 }
                 Some(d) => {
                     st = self
                         .shared
-                        .0
                         .changed
                         .wait_timeout(st, d - now)
                         .unwrap_or_else(|p| p.into_inner())
@@ -347,7 +373,6 @@ impl Bash {
                 None => {
                     st = self
                         .shared
-                        .0
                         .changed
                         .wait(st)
                         .unwrap_or_else(|p| p.into_inner());
@@ -419,14 +444,8 @@ impl Drop for Bash {
     }
 }
 
-#[cfg(unix)]
-fn libc_sigint() -> i32 {
-    libc::SIGINT
-}
-#[cfg(not(unix))]
-fn libc_sigint() -> i32 {
-    2
-}
+/// SIGINT's number, the same on every platform with signals.
+const SIGINT: i32 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -446,10 +465,21 @@ mod tests {
 
     #[test]
     fn a_marker_is_found_only_with_its_nonce() {
+        let stream = |b: &[u8]| Stream {
+            buf: b.to_vec(),
+            ..Stream::default()
+        };
         let buf = b"out\x1eother-0\x1emore\x1eabc-17\x1erest";
-        assert_eq!(out_marker(buf, "abc"), Some((16, 24, 17)));
-        assert_eq!(out_marker(buf, "zzz"), None);
-        assert_eq!(out_marker(b"\x1eabc-1", "abc"), None, "incomplete");
+        assert_eq!(out_marker(&mut stream(buf), b"\x1eabc-"), Some((16, 8, 17)));
+        assert_eq!(out_marker(&mut stream(buf), b"\x1ezzz-"), None);
+        let mut cut = stream(b"xx\x1eabc-1");
+        assert_eq!(out_marker(&mut cut, b"\x1eabc-"), None, "incomplete");
+        cut.buf.extend_from_slice(b"2\x1e");
+        assert_eq!(
+            out_marker(&mut cut, b"\x1eabc-"),
+            Some((2, 8, 12)),
+            "completed"
+        );
         assert_ne!(nonce(), nonce());
         assert_eq!(nonce().len(), 32);
     }
@@ -458,9 +488,13 @@ mod tests {
     fn a_stream_keeps_its_cap_and_a_tail() {
         let mut s = Stream::default();
         s.push(&[b'a'; 100], 10);
+        // Searched once without a marker: the search then goes on near the end...
+        assert_eq!(out_marker(&mut s, b"\x1eN-"), None);
         s.push(b"\x1eN-0\x1e", 10);
         assert!(s.truncated);
         assert_eq!(s.buf.len(), 10 + TAIL);
         assert!(s.buf.ends_with(b"\x1eN-0\x1e"));
+        // ...which the cut moved: the marker in the kept tail is found.
+        assert_eq!(out_marker(&mut s, b"\x1eN-"), Some((10 + TAIL - 5, 5, 0)));
     }
 }

@@ -629,6 +629,11 @@ pub(crate) struct CallOptions {
 }
 
 impl CallOptions {
+    /// Whether the run's environment or working directory differ from the sandbox's.
+    pub(crate) fn changes_env_or_dir(&self) -> bool {
+        self.env_clear || !self.env.is_empty() || self.current_dir.is_some()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.timeout.is_none()
             && !self.env_clear

@@ -292,7 +292,7 @@ impl Command<'_> {
             &self.program,
             &self.args,
             stdin,
-            !self.call.is_empty(),
+            self.call.changes_env_or_dir(),
         )?;
         Ok(Child {
             stdin: input.map(ChildStdin),

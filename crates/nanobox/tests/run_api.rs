@@ -278,10 +278,9 @@ fn run_and_wait_close_a_piped_stdin_first() {
     );
 }
 
-/// The writing end is the caller's alone: neither the program nor anything it starts holds it,
-/// so closing it gives end-of-file even to a program whose children still run.
-#[test]
-fn the_writing_end_never_reaches_a_sandbox() {
+// The writing end is the caller's alone: neither the program nor anything it starts holds it,
+// so closing it gives end-of-file even to a program whose children still run.
+both!(the_writing_end_never_reaches_a_sandbox, {
     let sb = limited();
     let mut a = sb
         .command("sh")
@@ -317,7 +316,7 @@ fn the_writing_end_never_reaches_a_sandbox() {
     drop(b.stdin.take());
     let r = b.wait_with_output().unwrap();
     assert_eq!(r.stdout, "eof-b\n");
-}
+});
 
 #[test]
 fn writing_after_the_program_ended_is_an_error_not_a_signal() {
@@ -367,28 +366,30 @@ fn a_persistent_bash_keeps_directory_variables_functions_and_processes() {
     );
 }
 
-#[test]
-fn a_persistent_bash_survives_commands_that_fake_its_marker_or_read_stdin() {
-    let sb = limited();
-    let mut sh = sb.bash().unwrap();
-    // Text shaped like the end marker, with a made-up nonce, is the command's output.
-    let out = sh
+both!(
+    a_persistent_bash_survives_commands_that_fake_its_marker_or_read_stdin,
+    {
+        let sb = limited();
+        let mut sh = sb.bash().unwrap();
+        // Text shaped like the end marker, with a made-up nonce, is the command's output.
+        let out = sh
         .run("printf '\\036%s-0\\036' 0123456789abcdef0123456789abcdef; printf '\\036x\\036' >&2; echo after; exit_code_is=5; (exit 5)")
         .unwrap();
-    assert_eq!(out.exit_code, Some(5), "{out:?}");
-    assert!(out.stdout.ends_with("after\n"), "{out:?}");
-    assert!(out.stderr.contains('x'), "{out:?}");
-    // A command that reads stdin gets end-of-file, not the next command.
-    let out = sh.run("cat; read line; echo \"read:$?\"").unwrap();
-    assert_eq!(out.stdout, "read:1\n");
-    assert_eq!(sh.run("echo next").unwrap().stdout, "next\n");
-    // Quotes, backslashes and $ in a command are bash's to parse, once.
-    let out = sh
-        .run(r#"printf '%s|' "a b" 'c\d' "$((1+2))" \$HOME"#)
-        .unwrap();
-    assert_eq!(out.stdout, "a b|c\\d|3|$HOME|");
-    assert!(sh.run("echo a\0b").is_err());
-}
+        assert_eq!(out.exit_code, Some(5), "{out:?}");
+        assert!(out.stdout.ends_with("after\n"), "{out:?}");
+        assert!(out.stderr.contains('x'), "{out:?}");
+        // A command that reads stdin gets end-of-file, not the next command.
+        let out = sh.run("cat; read line; echo \"read:$?\"").unwrap();
+        assert_eq!(out.stdout, "read:1\n");
+        assert_eq!(sh.run("echo next").unwrap().stdout, "next\n");
+        // Quotes, backslashes and $ in a command are bash's to parse, once.
+        let out = sh
+            .run(r#"printf '%s|' "a b" 'c\d' "$((1+2))" \$HOME"#)
+            .unwrap();
+        assert_eq!(out.stdout, "a b|c\\d|3|$HOME|");
+        assert!(sh.run("echo a\0b").is_err());
+    }
+);
 
 #[test]
 fn a_timeout_interrupts_the_command_and_keeps_the_shell() {
@@ -457,8 +458,7 @@ fn a_persistent_bash_has_no_overall_wall_limit_but_each_command_has_the_sandbox_
     assert!(sh.is_alive());
 }
 
-#[test]
-fn signal_group_reaches_the_program_s_foreground_commands() {
+both!(signal_group_reaches_the_program_s_foreground_commands, {
     let sb = limited();
     let mut child = sb
         .command("sh")
@@ -493,7 +493,7 @@ fn signal_group_reaches_the_program_s_foreground_commands() {
     );
     assert_eq!(child.wait().unwrap(), Outcome::Exited(0));
     assert!(t.elapsed() < common::slow(Duration::from_secs(10)));
-}
+});
 
 /// An example program of this crate, built beside this test binary by `cargo test` (which
 /// builds the examples of the package under test); None where only this test was built

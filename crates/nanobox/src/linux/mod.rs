@@ -500,13 +500,13 @@ pub(crate) fn spawn(
     program: &OsStr,
     args: &[OsString],
     stdin: &Stdin,
-    per_call: bool,
+    own_env: bool,
 ) -> Result<(Process, OutputPipe, OutputPipe, Option<std::io::PipeWriter>)> {
     let prog = program.as_bytes();
-    // A run with options of its own (Command::env, current_dir): its environment, PATH and
-    // working directory from its policy instead of the sandbox's prepared ones.
-    let call_env = per_call.then(|| env_strings(policy)).transpose()?;
-    let call_workdir = per_call
+    // A run with an environment or working directory of its own (Command::env, current_dir):
+    // its environment, PATH and working directory from its policy instead of the prepared ones.
+    let call_env = own_env.then(|| env_strings(policy)).transpose()?;
+    let call_workdir = own_env
         .then(|| userns::cstr_of("working_dir", policy.working_dir.as_os_str().as_bytes()))
         .transpose()?;
     let path_dirs = call_env.as_ref().map_or(&prep.path_dirs, |(_, d)| d);

@@ -379,7 +379,7 @@ pub(crate) fn spawn(
     program: &OsStr,
     args: &[OsString],
     stdin: &Stdin,
-    _per_call: bool,
+    _own_env: bool,
 ) -> Result<(Process, OutputPipe, OutputPipe, Option<std::io::PipeWriter>)> {
     // Never unsandboxed: the probe is repeated (it is cached) for every run.
     probe::require_sandbox_exec()?;

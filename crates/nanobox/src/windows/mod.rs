@@ -468,7 +468,7 @@ pub(crate) fn spawn(
     program: &OsStr,
     args: &[OsString],
     stdin: &Stdin,
-    _per_call: bool,
+    _own_env: bool,
 ) -> Result<(Process, OutputPipe, OutputPipe, Option<std::io::PipeWriter>)> {
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
     let tag = format!("nanobox-{}-{n}", std::process::id());
