@@ -592,6 +592,27 @@ pub(crate) struct Policy {
     pub report_denials: bool,
 }
 
+fn check_output_limit(bytes: u64) -> Result<u64> {
+    if bytes == 0 {
+        return Err(Error::InvalidOption {
+            option: "output_limit",
+            reason: "must be at least 1 byte".into(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// A wall-clock limit, of the builder (`wall_time_limit`) or of one run (`timeout`).
+fn check_wall_limit(option: &'static str, d: Duration) -> Result<Duration> {
+    if d.is_zero() {
+        return Err(Error::InvalidOption {
+            option,
+            reason: "must be longer than zero".into(),
+        });
+    }
+    Ok(d)
+}
+
 fn check_env_name(k: &str) -> Result<()> {
     if k.is_empty() || k.contains('=') || k.contains('\0') {
         return Err(Error::InvalidOption {
@@ -652,22 +673,10 @@ impl Policy {
             p.wall_time_limit = None;
         }
         if let Some(t) = call.timeout {
-            if t.is_zero() {
-                return Err(Error::InvalidOption {
-                    option: "timeout",
-                    reason: "must be longer than zero".into(),
-                });
-            }
-            p.wall_time_limit = Some(t);
+            p.wall_time_limit = Some(check_wall_limit("timeout", t)?);
         }
         if let Some(n) = call.output_limit {
-            if n == 0 {
-                return Err(Error::InvalidOption {
-                    option: "output_limit",
-                    reason: "must be at least 1 byte".into(),
-                });
-            }
-            p.output_limit = n;
+            p.output_limit = check_output_limit(n)?;
         }
         let mut env: Vec<(String, String)> = if call.env_clear {
             Vec::new()
@@ -1330,19 +1339,9 @@ impl SandboxBuilder {
                 ),
             });
         }
-        if self.output_limit == 0 {
-            return Err(Error::InvalidOption {
-                option: "output_limit",
-                reason: "must be at least 1 byte".into(),
-            });
-        }
+        check_output_limit(self.output_limit)?;
         if let Some(d) = self.wall_time_limit {
-            if d.is_zero() {
-                return Err(Error::InvalidOption {
-                    option: "wall_time_limit",
-                    reason: "must be longer than zero".into(),
-                });
-            }
+            check_wall_limit("wall_time_limit", d)?;
         }
         if self.tmp_size < 64 * 1024 || self.tmp_size > 64 * GB {
             return Err(Error::InvalidOption {
